@@ -1,0 +1,167 @@
+//! Command line and config file. Flags follow memcached's conventions so an
+//! operator's muscle memory (`-p -l -m -c -t -I -v`) carries over; every flag
+//! can also be set in a TOML file given with `--config` (same long names,
+//! command line wins).
+
+use clap::{ArgAction, Parser};
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// The server's settings after merging defaults, the config file and flags.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub port: u16,
+    pub listen: String,
+    /// Total item memory in bytes, split evenly across cores.
+    pub memory_limit: usize,
+    pub conn_limit: usize,
+    pub threads: usize,
+    pub item_size_max: usize,
+    pub verbosity: u8,
+    /// `shutdown` command allowed (memcached `-A`).
+    pub enable_shutdown: bool,
+    /// CAS disabled (memcached `-C`).
+    pub disable_cas: bool,
+    /// flush_all disabled (memcached `-F`).
+    pub disable_flush_all: bool,
+}
+
+#[derive(Parser, Debug, Default)]
+#[command(
+    name = "shoal",
+    version,
+    about = "shoal — a memcached-compatible, thread-per-core cache server",
+    long_about = None
+)]
+pub struct Cli {
+    /// TCP port to listen on (default: 11211)
+    #[arg(short = 'p', long = "port")]
+    pub port: Option<u16>,
+    /// interface to listen on (default: 127.0.0.1)
+    #[arg(short = 'l', long = "listen")]
+    pub listen: Option<String>,
+    /// item memory in megabytes (default: 64)
+    #[arg(short = 'm', long = "memory-limit")]
+    pub memory_limit: Option<u64>,
+    /// max simultaneous connections (default: 1024)
+    #[arg(short = 'c', long = "conn-limit")]
+    pub conn_limit: Option<usize>,
+    /// number of cores (threads) to use (default: all)
+    #[arg(short = 't', long = "threads")]
+    pub threads: Option<usize>,
+    /// adjusts max item size (default: 1m, min: 1k, max: 1024m)
+    #[arg(short = 'I', long = "max-item-size")]
+    pub max_item_size: Option<String>,
+    /// verbose (print errors/warnings); -vv very verbose
+    #[arg(short = 'v', action = ArgAction::Count)]
+    pub verbose: u8,
+    /// enable the ascii "shutdown" command
+    #[arg(short = 'A', long = "enable-shutdown")]
+    pub enable_shutdown: bool,
+    /// disable use of CAS
+    #[arg(short = 'C', long = "disable-cas")]
+    pub disable_cas: bool,
+    /// disable flush_all command
+    #[arg(short = 'F', long = "disable-flush-all")]
+    pub disable_flush_all: bool,
+    /// read settings from a TOML file (keys: port, listen, memory-limit, conn-limit,
+    /// threads, max-item-size, verbose)
+    #[arg(long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// The TOML file: same keys as the long flags.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileConfig {
+    pub port: Option<u16>,
+    pub listen: Option<String>,
+    pub memory_limit: Option<u64>,
+    pub conn_limit: Option<usize>,
+    pub threads: Option<usize>,
+    pub max_item_size: Option<String>,
+    pub verbose: Option<u8>,
+    pub enable_shutdown: Option<bool>,
+    pub disable_cas: Option<bool>,
+    pub disable_flush_all: Option<bool>,
+}
+
+/// Parses memcached's size syntax: `1m`, `512k`, `2097152`.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last() {
+        Some('k' | 'K') => (&s[..s.len() - 1], 1024),
+        Some('m' | 'M') => (&s[..s.len() - 1], 1024 * 1024),
+        Some('g' | 'G') => (&s[..s.len() - 1], 1024 * 1024 * 1024),
+        _ => (s, 1),
+    };
+    let n: usize = num.parse().map_err(|_| format!("invalid size '{s}'"))?;
+    n.checked_mul(mult).ok_or_else(|| format!("size '{s}' too large"))
+}
+
+impl Config {
+    /// Merges defaults, the optional TOML file and the command line.
+    pub fn from_cli(cli: Cli) -> Result<Config, String> {
+        let file = match &cli.config {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| format!("{}: {e}", p.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let threads = cli.threads.or(file.threads).unwrap_or(cores);
+        if threads == 0 || threads > 256 {
+            return Err("threads must be between 1 and 256".into());
+        }
+        let item_size_max = match cli.max_item_size.or(file.max_item_size) {
+            Some(s) => parse_size(&s)?,
+            None => 1024 * 1024,
+        };
+        if item_size_max < 1024 {
+            return Err("Item max size cannot be less than 1024 bytes.".into());
+        }
+        if item_size_max > 1024 * 1024 * 1024 {
+            return Err("Cannot set item size limit higher than 1 gigabyte.".into());
+        }
+        let mb = cli.memory_limit.or(file.memory_limit).unwrap_or(64);
+        let memory_limit = (mb as usize).checked_mul(1024 * 1024).ok_or("memory limit too large")?;
+        Ok(Config {
+            port: cli.port.or(file.port).unwrap_or(11211),
+            listen: cli.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1".into()),
+            memory_limit,
+            conn_limit: cli.conn_limit.or(file.conn_limit).unwrap_or(1024).max(1),
+            threads,
+            item_size_max,
+            verbosity: if cli.verbose > 0 { cli.verbose } else { file.verbose.unwrap_or(0) },
+            enable_shutdown: cli.enable_shutdown || file.enable_shutdown.unwrap_or(false),
+            disable_cas: cli.disable_cas || file.disable_cas.unwrap_or(false),
+            disable_flush_all: cli.disable_flush_all || file.disable_flush_all.unwrap_or(false),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1m"), Ok(1 << 20));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("2048"), Ok(2048));
+        assert!(parse_size("x").is_err());
+    }
+
+    #[test]
+    fn defaults_and_file() {
+        let c = Config::from_cli(Cli::default()).unwrap();
+        assert_eq!((c.port, c.listen.as_str(), c.memory_limit), (11211, "127.0.0.1", 64 << 20));
+        let dir = std::env::temp_dir().join(format!("shoal-cfg-{}", std::process::id()));
+        std::fs::write(&dir, "port = 2222\nmemory-limit = 8\nthreads = 1\n").unwrap();
+        let cli = Cli { config: Some(dir.clone()), port: Some(3333), ..Cli::default() };
+        let c = Config::from_cli(cli).unwrap();
+        std::fs::remove_file(&dir).ok();
+        assert_eq!((c.port, c.memory_limit, c.threads), (3333, 8 << 20, 1));
+    }
+}

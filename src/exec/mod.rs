@@ -1,0 +1,327 @@
+//! Execution: the one place each operation's semantics live, shared by every
+//! wire protocol (memcached's `process_*` / `do_store_item` split). A `Shard`
+//! is one core's slice of the keyspace: its `Store` plus its counters.
+//!
+//! Nothing here knows about wire formats; `ascii` turns requests into these
+//! calls and encodes their outcomes.
+
+pub mod ascii;
+pub mod stats_cmd;
+
+use crate::clock;
+use crate::protocol::StoreMode;
+use crate::stats::CoreStats;
+use crate::storage::{ItemRef, Store, StoreConfig, StoreError};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+/// memcached counts an item's header toward `-I`; we charge a flat 50 bytes so
+/// a 1 MiB − 1 KiB value fits and a 1 MiB one does not (getset.t, X-5).
+pub const ITEM_HEADER_ALLOWANCE: usize = 50;
+
+/// `verbosity` level, process-wide like memcached's `settings.verbose`.
+pub static VERBOSITY: AtomicU8 = AtomicU8::new(0);
+
+/// Settings every shard needs to execute requests.
+#[derive(Debug, Clone)]
+pub struct ShardSettings {
+    pub item_size_max: usize,
+    pub disable_cas: bool,
+    pub disable_flush_all: bool,
+    pub enable_shutdown: bool,
+}
+
+/// Outcome of a storage command (A-set … A-cas).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOutcome {
+    Stored,
+    NotStored,
+    Exists,
+    NotFound,
+    TooLarge,
+    NoMemory,
+}
+
+/// Outcome of incr/decr (A-incr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArithOutcome {
+    Value(u64),
+    NotFound,
+    NonNumeric,
+    NoMemory,
+}
+
+/// One core's data and counters.
+pub struct Shard {
+    pub store: Store,
+    pub stats: Arc<CoreStats>,
+    pub settings: Arc<ShardSettings>,
+    /// Reused buffer for append/prepend/incr (the old value must be copied
+    /// out before the store can be mutated).
+    scratch: Vec<u8>,
+}
+
+/// Parses a stored value as memcached's `safe_strtoull` does: optional
+/// leading whitespace, digits, then end or whitespace.
+pub fn parse_counter(v: &[u8]) -> Option<u64> {
+    let start = v.iter().position(|b| !b.is_ascii_whitespace())?;
+    let digits = &v[start..];
+    let end = digits.iter().position(|b| !b.is_ascii_digit()).unwrap_or(digits.len());
+    if end == 0 || (end < digits.len() && !digits[end].is_ascii_whitespace()) {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &d in &digits[..end] {
+        n = n.checked_mul(10)?.checked_add((d - b'0') as u64)?;
+    }
+    Some(n)
+}
+
+impl Shard {
+    pub fn new(cfg: StoreConfig, stats: Arc<CoreStats>, settings: Arc<ShardSettings>) -> Shard {
+        Shard { store: Store::new(cfg), stats, settings, scratch: Vec::new() }
+    }
+
+    fn too_large(&self, key: &[u8], len: usize) -> bool {
+        key.len() + len + ITEM_HEADER_ALLOWANCE > self.settings.item_size_max
+    }
+
+    /// Publishes the store's gauges after a mutation, so `stats` on any core is current.
+    pub fn publish(&self) {
+        self.stats.publish_store(&self.store.stats());
+    }
+
+    /// A storage command whose data was too large to even buffer: memcached
+    /// answers too-large and, for `set`, unlinks the old value so a stale one
+    /// cannot be served.
+    pub fn store_too_large(&mut self, mode: StoreMode, key: &[u8], now: u32) {
+        self.stats.cmd_set.incr();
+        self.stats.store_too_large.incr();
+        if mode == StoreMode::Set {
+            self.store.delete(key, now);
+            self.publish();
+        }
+    }
+
+    /// set/add/replace/append/prepend/cas. `cas` != 0 asks for a CAS match in
+    /// every mode (meta `C`), as memcached's `do_store_item` does.
+    #[allow(clippy::too_many_arguments)]
+    pub fn store(
+        &mut self,
+        mode: StoreMode,
+        key: &[u8],
+        flags: u32,
+        exptime: i64,
+        data: &[u8],
+        cas: u64,
+        now: u32,
+    ) -> (StoreOutcome, u64) {
+        self.stats.cmd_set.incr();
+        if self.too_large(key, data.len()) {
+            self.store_too_large(mode, key, now);
+            return (StoreOutcome::TooLarge, 0);
+        }
+        let exptime = clock::realtime(exptime, now);
+        let outcome = self.do_store(mode, key, flags, exptime, data, cas, now);
+        if let (StoreOutcome::Stored, _) = outcome {
+            self.publish();
+        }
+        outcome
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn do_store(
+        &mut self,
+        mode: StoreMode,
+        key: &[u8],
+        flags: u32,
+        exptime: u32,
+        data: &[u8],
+        cas: u64,
+        now: u32,
+    ) -> (StoreOutcome, u64) {
+        let old = self.store.peek(key, now).map(|it| (it.cas, it.flags, it.exptime));
+        let Some((old_cas, old_flags, old_exptime)) = old else {
+            return match mode {
+                StoreMode::Cas => {
+                    self.stats.cas_misses.incr();
+                    (StoreOutcome::NotFound, 0)
+                }
+                _ if cas != 0 => (StoreOutcome::NotFound, 0),
+                StoreMode::Set | StoreMode::Add => self.put(key, &[data], flags, exptime, now),
+                StoreMode::Replace | StoreMode::Append | StoreMode::Prepend => (StoreOutcome::NotStored, 0),
+            };
+        };
+        let cas_matches = cas == old_cas;
+        match mode {
+            StoreMode::Cas => {
+                if cas_matches {
+                    self.stats.cas_hits.incr();
+                    self.put(key, &[data], flags, exptime, now)
+                } else {
+                    self.stats.cas_badval.incr();
+                    (StoreOutcome::Exists, 0)
+                }
+            }
+            _ if cas != 0 && !cas_matches => (StoreOutcome::Exists, 0),
+            // add on an existing key only refreshes its recency.
+            StoreMode::Add => {
+                self.store.get(key, now);
+                (StoreOutcome::NotStored, 0)
+            }
+            StoreMode::Set | StoreMode::Replace => self.put(key, &[data], flags, exptime, now),
+            StoreMode::Append | StoreMode::Prepend => {
+                let mut buf = std::mem::take(&mut self.scratch);
+                buf.clear();
+                if let Some(it) = self.store.peek(key, now) {
+                    buf.extend_from_slice(it.value);
+                }
+                if self.too_large(key, buf.len() + data.len()) {
+                    self.scratch = buf;
+                    return (StoreOutcome::NotStored, 0);
+                }
+                let parts: [&[u8]; 2] =
+                    if mode == StoreMode::Append { [&buf, data] } else { [data, &buf] };
+                let r = self.put(key, &parts, old_flags, old_exptime, now);
+                self.scratch = buf;
+                r
+            }
+        }
+    }
+
+    fn put(&mut self, key: &[u8], parts: &[&[u8]], flags: u32, exptime: u32, now: u32) -> (StoreOutcome, u64) {
+        match self.store.set(key, parts, flags, exptime, now) {
+            Ok(cas) => (StoreOutcome::Stored, cas),
+            Err(StoreError::TooLarge) => {
+                self.stats.store_too_large.incr();
+                (StoreOutcome::TooLarge, 0)
+            }
+            Err(StoreError::NoMemory) => {
+                self.stats.store_no_memory.incr();
+                (StoreOutcome::NoMemory, 0)
+            }
+        }
+    }
+
+    /// get/gets (touch = None) and gat/gats (touch = Some(raw exptime)).
+    /// Counts memcached's get/touch stats.
+    pub fn get(&mut self, key: &[u8], touch: Option<i64>, now: u32) -> Option<ItemRef<'_>> {
+        match touch {
+            None => {
+                self.stats.cmd_get.incr();
+                let hit = self.store.get(key, now);
+                if hit.is_some() {
+                    self.stats.get_hits.incr();
+                } else {
+                    self.stats.get_misses.incr();
+                }
+                hit
+            }
+            Some(exptime) => {
+                self.stats.cmd_touch.incr();
+                let exptime = clock::realtime(exptime, now);
+                if self.store.touch(key, exptime, now) {
+                    self.stats.touch_hits.incr();
+                    self.store.get(key, now)
+                } else {
+                    self.stats.touch_misses.incr();
+                    None
+                }
+            }
+        }
+    }
+
+    /// delete (A-delete).
+    pub fn delete(&mut self, key: &[u8], now: u32) -> bool {
+        let hit = self.store.delete(key, now);
+        if hit {
+            self.stats.delete_hits.incr();
+            self.publish();
+        } else {
+            self.stats.delete_misses.incr();
+        }
+        hit
+    }
+
+    /// touch (A-touch).
+    pub fn touch(&mut self, key: &[u8], exptime: i64, now: u32) -> bool {
+        self.stats.cmd_touch.incr();
+        let hit = self.store.touch(key, clock::realtime(exptime, now), now);
+        if hit {
+            self.stats.touch_hits.incr();
+        } else {
+            self.stats.touch_misses.incr();
+        }
+        hit
+    }
+
+    /// incr/decr (A-incr): incr wraps at 2^64, decr floors at 0; the item
+    /// keeps its flags and exptime and gets a new CAS.
+    pub fn arith(&mut self, key: &[u8], incr: bool, delta: u64, now: u32) -> ArithOutcome {
+        let (hits, misses) =
+            if incr { (&self.stats.incr_hits, &self.stats.incr_misses) } else { (&self.stats.decr_hits, &self.stats.decr_misses) };
+        let Some(it) = self.store.peek(key, now) else {
+            misses.incr();
+            return ArithOutcome::NotFound;
+        };
+        let Some(value) = parse_counter(it.value) else {
+            return ArithOutcome::NonNumeric;
+        };
+        let (flags, exptime) = (it.flags, it.exptime);
+        hits.incr();
+        let new = if incr { value.wrapping_add(delta) } else { value.saturating_sub(delta) };
+        let mut buf = itoa::Buffer::new();
+        let digits = buf.format(new).as_bytes();
+        match self.store.set(key, &[digits], flags, exptime, now) {
+            Ok(_) => {
+                self.publish();
+                ArithOutcome::Value(new)
+            }
+            Err(_) => ArithOutcome::NoMemory,
+        }
+    }
+
+    /// flush_all: at <= now flushes at once, later schedules.
+    pub fn flush(&mut self, at: u32, now: u32) {
+        self.store.flush(at, now);
+        self.publish();
+    }
+
+    /// Background reclaim of expired items (bounded work).
+    pub fn maintain(&mut self, now: u32) {
+        if self.store.maintain(now, 1000) > 0 {
+            self.publish();
+        }
+    }
+}
+
+/// `flush_all [delay]`: the absolute server time the flush takes effect.
+pub fn flush_time(delay: i64, now: u32) -> u32 {
+    if delay <= 0 {
+        now
+    } else {
+        clock::realtime(delay, now).saturating_sub(1).max(1)
+    }
+}
+
+/// Current verbosity level.
+pub fn verbosity() -> u8 {
+    VERBOSITY.load(Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_parsing_matches_safe_strtoull() {
+        assert_eq!(parse_counter(b"10"), Some(10));
+        assert_eq!(parse_counter(b"9 "), Some(9));
+        assert_eq!(parse_counter(b" 7"), Some(7));
+        assert_eq!(parse_counter(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_counter(b"18446744073709551616"), None);
+        assert_eq!(parse_counter(b"hi"), None);
+        assert_eq!(parse_counter(b"12abc"), None);
+        assert_eq!(parse_counter(b""), None);
+    }
+}

@@ -1,0 +1,224 @@
+//! The `stats` family (protocol.md §1.4): memcached's names and order, values
+//! summed over every core's counters, plus shoal's per-core fields.
+
+use crate::config::Config;
+use crate::protocol::ascii::encode;
+use crate::protocol::reply;
+use crate::stats::{self, Totals};
+use bytes::{BufMut, Bytes, BytesMut};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+/// `stats detail on|off`: per-prefix counting, off by default (memcached).
+pub static DETAIL_ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Per-prefix counters for `stats detail dump`; only touched while detail is on.
+static PREFIXES: Mutex<Vec<(Vec<u8>, [u64; 4])>> = Mutex::new(Vec::new());
+
+/// Which operation a prefix record counts.
+#[derive(Clone, Copy)]
+pub enum DetailOp {
+    Get { hit: bool },
+    Set,
+    Delete,
+}
+
+/// Records one key operation for `stats detail dump` (prefix = text before
+/// the first ':', as memcached's default delimiter).
+pub fn record_detail(key: &[u8], op: DetailOp) {
+    if !DETAIL_ENABLED.load(Ordering::Relaxed) {
+        return;
+    }
+    let Some(end) = key.iter().position(|b| *b == b':') else { return };
+    let prefix = &key[..end];
+    let mut table = PREFIXES.lock().unwrap_or_else(|e| e.into_inner());
+    let idx = match table.iter().position(|(p, _)| p.as_slice() == prefix) {
+        Some(i) => i,
+        None => {
+            table.push((prefix.to_vec(), [0; 4]));
+            table.len() - 1
+        }
+    };
+    let c = &mut table[idx].1;
+    match op {
+        DetailOp::Get { hit } => {
+            c[0] += 1;
+            c[1] += hit as u64;
+        }
+        DetailOp::Set => c[2] += 1,
+        DetailOp::Delete => c[3] += 1,
+    }
+}
+
+fn rusage() -> (String, String) {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    (
+        format!("{}.{:06}", u.ru_utime.tv_sec, u.ru_utime.tv_usec),
+        format!("{}.{:06}", u.ru_stime.tv_sec, u.ru_stime.tv_usec),
+    )
+}
+
+/// Answers `stats [args]`.
+pub fn stats(config: &Config, args: &[Bytes], out: &mut BytesMut) {
+    match args.first().map(|a| a.as_ref()) {
+        None => general(config, out),
+        Some(b"reset") if args.len() == 1 => {
+            stats::registry().reset();
+            PREFIXES.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            out.put_slice(reply::RESET);
+        }
+        Some(b"settings") if args.len() == 1 => settings(config, out),
+        Some(b"items") if args.len() == 1 => items(out),
+        Some(b"slabs") if args.len() == 1 => slabs(out),
+        Some(b"sizes") if args.len() == 1 => {
+            encode::stat(out, "sizes_status", b"disabled");
+            out.put_slice(reply::END);
+        }
+        Some(b"conns") if args.len() == 1 => out.put_slice(reply::END),
+        Some(b"detail") => detail(args, out),
+        _ => out.put_slice(reply::ERROR),
+    }
+}
+
+fn detail(args: &[Bytes], out: &mut BytesMut) {
+    match args.get(1).map(|a| a.as_ref()) {
+        Some(b"on") if args.len() == 2 => {
+            DETAIL_ENABLED.store(true, Ordering::Relaxed);
+            out.put_slice(reply::OK);
+        }
+        Some(b"off") if args.len() == 2 => {
+            DETAIL_ENABLED.store(false, Ordering::Relaxed);
+            out.put_slice(reply::OK);
+        }
+        Some(b"dump") if args.len() == 2 => {
+            let table = PREFIXES.lock().unwrap_or_else(|e| e.into_inner());
+            for (p, c) in table.iter() {
+                out.put_slice(b"PREFIX ");
+                out.put_slice(p);
+                out.put_slice(format!(" get {} hit {} set {} del {}\r\n", c[0], c[1], c[2], c[3]).as_bytes());
+            }
+            out.put_slice(reply::END);
+        }
+        _ => out.put_slice(reply::CLIENT_ERROR_STATS_DETAIL_USAGE),
+    }
+}
+
+fn general(config: &Config, out: &mut BytesMut) {
+    let t: Totals = stats::registry().totals();
+    let (ru_user, ru_sys) = rusage();
+    let s = |out: &mut BytesMut, name: &str, v: u64| encode::stat_u64(out, name, v);
+    s(out, "pid", std::process::id() as u64);
+    s(out, "uptime", crate::clock::uptime() as u64);
+    s(out, "time", crate::clock::unix_now() as u64);
+    encode::stat(out, "version", env!("CARGO_PKG_VERSION").as_bytes());
+    encode::stat(out, "libevent", b"io_uring");
+    s(out, "pointer_size", (std::mem::size_of::<usize>() * 8) as u64);
+    encode::stat(out, "rusage_user", ru_user.as_bytes());
+    encode::stat(out, "rusage_system", ru_sys.as_bytes());
+    s(out, "max_connections", config.conn_limit as u64);
+    s(out, "curr_connections", t.curr_connections);
+    s(out, "total_connections", t.total_connections);
+    s(out, "rejected_connections", t.rejected_connections);
+    s(out, "connection_structures", t.curr_connections);
+    s(out, "cmd_get", t.cmd_get);
+    s(out, "cmd_set", t.cmd_set);
+    s(out, "cmd_flush", t.cmd_flush);
+    s(out, "cmd_touch", t.cmd_touch);
+    s(out, "cmd_meta", t.cmd_meta);
+    s(out, "get_hits", t.get_hits);
+    s(out, "get_misses", t.get_misses);
+    s(out, "get_expired", t.get_expired);
+    s(out, "get_flushed", t.get_flushed);
+    s(out, "delete_misses", t.delete_misses);
+    s(out, "delete_hits", t.delete_hits);
+    s(out, "incr_misses", t.incr_misses);
+    s(out, "incr_hits", t.incr_hits);
+    s(out, "decr_misses", t.decr_misses);
+    s(out, "decr_hits", t.decr_hits);
+    s(out, "cas_misses", t.cas_misses);
+    s(out, "cas_hits", t.cas_hits);
+    s(out, "cas_badval", t.cas_badval);
+    s(out, "touch_hits", t.touch_hits);
+    s(out, "touch_misses", t.touch_misses);
+    s(out, "store_too_large", t.store_too_large);
+    s(out, "store_no_memory", t.store_no_memory);
+    s(out, "auth_cmds", t.auth_cmds);
+    s(out, "auth_errors", t.auth_errors);
+    s(out, "bytes_read", t.bytes_read);
+    s(out, "bytes_written", t.bytes_written);
+    s(out, "limit_maxbytes", t.limit_maxbytes);
+    s(out, "accepting_conns", 1);
+    s(out, "threads", config.threads as u64);
+    s(out, "conn_yields", t.conn_yields);
+    s(out, "curr_items", t.curr_items);
+    s(out, "total_items", t.total_items);
+    s(out, "expired_unfetched", t.expired_unfetched);
+    s(out, "evicted_unfetched", t.evicted_unfetched);
+    s(out, "evictions", t.evictions);
+    s(out, "reclaimed", t.reclaimed);
+    s(out, "bytes", t.bytes);
+    // shoal: memory the stores really hold (items + index), and forwarding.
+    s(out, "mem_used", t.mem_used);
+    s(out, "forwarded_batches", t.forwarded_batches);
+    s(out, "forwarded_ops", t.forwarded_ops);
+    for (i, c) in stats::registry().cores().iter().enumerate() {
+        s(out, &format!("core:{i}:curr_connections"), c.curr_connections.get());
+        s(out, &format!("core:{i}:curr_items"), c.curr_items.get());
+        s(out, &format!("core:{i}:bytes"), c.bytes.get());
+    }
+    out.put_slice(reply::END);
+}
+
+fn settings(config: &Config, out: &mut BytesMut) {
+    let yes = |b: bool| if b { b"yes" as &[u8] } else { b"no" };
+    encode::stat_u64(out, "maxbytes", config.memory_limit as u64);
+    encode::stat_u64(out, "maxconns", config.conn_limit as u64);
+    encode::stat_u64(out, "tcpport", config.port as u64);
+    encode::stat_u64(out, "udpport", 0);
+    encode::stat(out, "inter", config.listen.as_bytes());
+    encode::stat_u64(out, "verbosity", super::verbosity() as u64);
+    encode::stat_u64(out, "oldest", 0);
+    encode::stat(out, "evictions", b"on");
+    encode::stat(out, "domain_socket", b"NULL");
+    encode::stat(out, "umask", b"700");
+    encode::stat(out, "shutdown_command", yes(config.enable_shutdown));
+    encode::stat_u64(out, "num_threads", config.threads as u64);
+    encode::stat(out, "stat_key_prefix", b":");
+    encode::stat(out, "detail_enabled", yes(DETAIL_ENABLED.load(Ordering::Relaxed)));
+    encode::stat_u64(out, "reqs_per_event", 256);
+    encode::stat(out, "cas_enabled", yes(!config.disable_cas));
+    encode::stat_u64(out, "tcp_backlog", 1024);
+    encode::stat(out, "binding_protocol", b"auto-negotiate");
+    encode::stat(out, "auth_enabled_sasl", b"no");
+    encode::stat(out, "auth_enabled_ascii", b"no");
+    encode::stat_u64(out, "item_size_max", config.item_size_max as u64);
+    encode::stat(out, "maxconns_fast", b"yes");
+    encode::stat(out, "flush_enabled", yes(!config.disable_flush_all));
+    encode::stat(out, "dump_enabled", b"no");
+    encode::stat(out, "hash_algorithm", b"foldhash");
+    encode::stat(out, "track_sizes", b"no");
+    out.put_slice(reply::END);
+}
+
+/// shoal has no slab classes; report one pseudo-class holding every item so
+/// tools that read `stats items` see real totals.
+fn items(out: &mut BytesMut) {
+    let t = stats::registry().totals();
+    if t.curr_items > 0 {
+        encode::stat_u64(out, "items:1:number", t.curr_items);
+        encode::stat_u64(out, "items:1:evicted", t.evictions);
+        encode::stat_u64(out, "items:1:evicted_unfetched", t.evicted_unfetched);
+        encode::stat_u64(out, "items:1:expired_unfetched", t.expired_unfetched);
+        encode::stat_u64(out, "items:1:reclaimed", t.reclaimed);
+        encode::stat_u64(out, "items:1:mem_requested", t.bytes);
+    }
+    out.put_slice(reply::END);
+}
+
+fn slabs(out: &mut BytesMut) {
+    let t = stats::registry().totals();
+    encode::stat_u64(out, "active_slabs", (t.curr_items > 0) as u64);
+    encode::stat_u64(out, "total_malloced", t.mem_used);
+    out.put_slice(reply::END);
+}

@@ -1,0 +1,9 @@
+//! Wire protocols. Pure code: bytes in, requests out; replies encoded into a
+//! `BytesMut`. No sockets, no storage, no glommio — so everything here is unit
+//! tested, property tested and benchmarked in isolation.
+
+pub mod ascii;
+pub mod command;
+pub mod reply;
+
+pub use command::{Command, Request, StoreMode};

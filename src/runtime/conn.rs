@@ -1,0 +1,302 @@
+//! One client connection: read → parse everything that arrived → execute
+//! local keys inline and batch remote ones per owner core → merge replies in
+//! request order → one write.
+//!
+//! Back-pressure: at most `MAX_BATCH` requests or `OUT_HIGH_WATER` bytes of
+//! replies are produced before they are written; while the client is not
+//! reading our replies we stop parsing its requests, so a huge pipeline costs
+//! bounded memory.
+
+use super::core::Core;
+use super::mesh::{Batch, RemoteOp, Replies};
+use crate::exec::{self, ascii as run};
+use crate::protocol::ascii::{encode, AsciiParser, Parsed};
+use crate::protocol::{reply, Command, Request};
+use bytes::{BufMut, BytesMut};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::channels::local_channel::{self, LocalReceiver};
+use glommio::net::TcpStream;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+
+/// Requests parsed before the replies are written.
+const MAX_BATCH: usize = 256;
+/// Reply bytes produced before they are written.
+const OUT_HIGH_WATER: usize = 1 << 20;
+/// Read buffer: start small (idle connections are cheap), grow for big values.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Answers a connection over the limit and closes it.
+pub async fn reject(mut stream: TcpStream) {
+    let _ = stream.write_all(reply::ERROR_TOO_MANY_CONNECTIONS).await;
+    let _ = stream.close().await;
+}
+
+/// What the connection does after a batch.
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Close,
+}
+
+/// Where a forwarded op's reply goes: at byte `pos` of `out`.
+struct Splice {
+    pos: usize,
+    dest: usize,
+    index: usize,
+}
+
+struct Conn {
+    core: Rc<Core>,
+    id: usize,
+    rx: LocalReceiver<Replies>,
+    parser: AsciiParser,
+    out: BytesMut,
+    /// Ops per destination core for the current batch.
+    batches: Vec<Vec<RemoteOp>>,
+    splices: Vec<Splice>,
+}
+
+pub async fn serve(core: Rc<Core>, mut stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let (tx, rx) = local_channel::new_unbounded();
+    let id = core.waiters.borrow_mut().insert(tx);
+    let mut conn = Conn {
+        parser: AsciiParser::new(core.server.config.item_size_max),
+        out: BytesMut::with_capacity(4096),
+        batches: (0..core.n).map(|_| Vec::new()).collect(),
+        splices: Vec::new(),
+        core: core.clone(),
+        id,
+        rx,
+    };
+    let mut rbuf = BytesMut::new();
+    loop {
+        match read_more(&mut stream, &mut rbuf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => core.stats.bytes_read.add(n as u64),
+        }
+        if conn.drain(&mut stream, &mut rbuf).await == Flow::Close {
+            break;
+        }
+        // Give memory back after a big value or multiget.
+        if rbuf.is_empty() && rbuf.capacity() > 4 * READ_CHUNK {
+            rbuf = BytesMut::new();
+        }
+        if conn.out.capacity() > OUT_HIGH_WATER {
+            conn.out = BytesMut::with_capacity(4096);
+        }
+    }
+    core.waiters.borrow_mut().remove(id);
+    let _ = stream.close().await;
+}
+
+/// Reads whatever is available into the spare capacity of `rbuf`.
+async fn read_more(stream: &mut TcpStream, rbuf: &mut BytesMut) -> std::io::Result<usize> {
+    if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
+        rbuf.reserve(READ_CHUNK.max(rbuf.len()));
+    }
+    let len = rbuf.len();
+    let spare = rbuf.spare_capacity_mut();
+    // SAFETY: recv only writes into the slice; we expose exactly the bytes it
+    // reports as written via set_len below.
+    let slice = unsafe { std::slice::from_raw_parts_mut(spare.as_mut_ptr() as *mut u8, spare.len()) };
+    let n = stream.read(slice).await?;
+    unsafe { rbuf.set_len(len + n) };
+    Ok(n)
+}
+
+impl Conn {
+    /// Parses and answers every complete request in `rbuf`, writing replies
+    /// after each bounded batch.
+    async fn drain(&mut self, stream: &mut TcpStream, rbuf: &mut BytesMut) -> Flow {
+        loop {
+            let now = crate::clock::now();
+            let mut flow = Flow::Continue;
+            let mut more = false;
+            let mut handled = 0;
+            loop {
+                match self.parser.parse(rbuf) {
+                    Parsed::Request(req) => {
+                        handled += 1;
+                        if self.handle(req, now).await == Flow::Close {
+                            flow = Flow::Close;
+                            break;
+                        }
+                    }
+                    Parsed::Incomplete => break,
+                    Parsed::Error(line) => self.out.put_slice(line),
+                    Parsed::Silent => {}
+                    Parsed::Close => {
+                        flow = Flow::Close;
+                        break;
+                    }
+                }
+                if handled >= MAX_BATCH || self.out.len() >= OUT_HIGH_WATER {
+                    more = true;
+                    break;
+                }
+            }
+            self.round().await;
+            if !self.out.is_empty() {
+                let r = stream.write_all(&self.out).await;
+                self.core.stats.bytes_written.add(self.out.len() as u64);
+                self.out.clear();
+                if r.is_err() {
+                    return Flow::Close;
+                }
+            }
+            if flow == Flow::Close {
+                return Flow::Close;
+            }
+            if !more {
+                return Flow::Continue;
+            }
+            self.core.stats.conn_yields.incr();
+            glommio::yield_if_needed().await;
+        }
+    }
+
+    /// Queues `op` for `dest`; its reply will be spliced in at the current end of `out`.
+    fn forward(&mut self, dest: usize, op: RemoteOp) {
+        let index = self.batches[dest].len();
+        self.batches[dest].push(op);
+        self.splices.push(Splice { pos: self.out.len(), dest, index });
+    }
+
+    /// Sends the pending batches, waits for every reply and splices them into
+    /// `out` in request order.
+    async fn round(&mut self) {
+        if self.splices.is_empty() {
+            return;
+        }
+        let Some(senders) = self.core.requests.as_ref() else { return };
+        let mut expected = 0;
+        for dest in 0..self.batches.len() {
+            if self.batches[dest].is_empty() {
+                continue;
+            }
+            let ops = std::mem::take(&mut self.batches[dest]);
+            let batch = Batch { reply_to: self.core.reply_id, conn: self.id, ops };
+            if senders.send_to(dest, batch).await.is_ok() {
+                expected += 1;
+            }
+        }
+        let mut replies: Vec<Option<Replies>> = (0..self.core.n).map(|_| None).collect();
+        for _ in 0..expected {
+            match self.rx.recv().await {
+                Some(r) => {
+                    let from = r.from;
+                    replies[from] = Some(r);
+                }
+                None => break,
+            }
+        }
+        let extra: usize = replies.iter().flatten().map(|r| r.data.len()).sum();
+        let mut merged = BytesMut::with_capacity(self.out.len() + extra);
+        let mut last = 0;
+        for s in self.splices.drain(..) {
+            merged.put_slice(&self.out[last..s.pos]);
+            last = s.pos;
+            if let Some(r) = &replies[s.dest] {
+                let start = if s.index == 0 { 0 } else { r.ends[s.index - 1] as usize };
+                let end = r.ends.get(s.index).map_or(start, |e| *e as usize);
+                merged.put_slice(&r.data[start..end]);
+            }
+        }
+        merged.put_slice(&self.out[last..]);
+        self.out = merged;
+    }
+
+    async fn handle(&mut self, req: Request, now: u32) -> Flow {
+        let core = self.core.clone();
+        if let Some(key) = req.cmd.single_key() {
+            let owner = core.owner(key);
+            if owner == core.id {
+                run::execute(&mut core.shard.borrow_mut(), &req, now, &mut self.out);
+            } else {
+                self.forward(owner, RemoteOp::Single(req));
+            }
+            return Flow::Continue;
+        }
+        match req.cmd {
+            Command::Get { keys, with_cas, touch } => {
+                for key in keys {
+                    let owner = core.owner(&key);
+                    if owner == core.id {
+                        run::get_key(&mut core.shard.borrow_mut(), &key, with_cas, touch, now, &mut self.out);
+                    } else {
+                        self.forward(owner, RemoteOp::GetKey { key, with_cas, touch });
+                    }
+                }
+                self.out.put_slice(reply::END);
+            }
+            Command::FlushAll { delay } => {
+                core.stats.cmd_flush.incr();
+                if core.server.settings.disable_flush_all {
+                    self.out.put_slice(reply::CLIENT_ERROR_FLUSH_NOT_ALLOWED);
+                    return Flow::Continue;
+                }
+                let at = exec::flush_time(delay, now);
+                core.shard.borrow_mut().flush(at, now);
+                for dest in (0..core.n).filter(|d| *d != core.id) {
+                    self.forward(dest, RemoteOp::Flush { at });
+                }
+                if !req.noreply {
+                    self.out.put_slice(reply::OK);
+                }
+            }
+            Command::Version => encode::version(&mut self.out, env!("CARGO_PKG_VERSION")),
+            Command::Verbosity { level } => {
+                exec::VERBOSITY.store(level.min(2) as u8, Ordering::Relaxed);
+                if !req.noreply {
+                    self.out.put_slice(reply::OK);
+                }
+            }
+            Command::Quit => return Flow::Close,
+            Command::Stats { ref args } => {
+                // Earlier forwarded ops must land before we read the counters.
+                self.round().await;
+                crate::exec::stats_cmd::stats(&core.server.config, args, &mut self.out);
+            }
+            Command::CacheMemlimit { megabytes } => {
+                let line = self.memlimit(megabytes);
+                if !req.noreply || line != reply::OK {
+                    self.out.put_slice(line);
+                }
+            }
+            Command::Shutdown { .. } => {
+                if !core.server.settings.enable_shutdown {
+                    self.out.put_slice(reply::SERVER_ERROR_SHUTDOWN_NOT_ENABLED);
+                    return Flow::Continue;
+                }
+                core.server.shutdown.store(true, Ordering::Release);
+                return Flow::Close;
+            }
+            // single_key() covered every key-addressed command above.
+            _ => self.out.put_slice(reply::ERROR),
+        }
+        Flow::Continue
+    }
+
+    /// cache_memlimit (A-memlimit): split the new limit across cores.
+    fn memlimit(&mut self, megabytes: u64) -> &'static [u8] {
+        if megabytes < 8 {
+            return reply::MEMLIMIT_TOO_SMALL;
+        }
+        if megabytes > 1_000_000_000 {
+            return reply::MEMLIMIT_ADJUST_FAILED_MEGABYTES;
+        }
+        let core = self.core.clone();
+        let per_core = (megabytes as usize).saturating_mul(1 << 20) / core.n;
+        {
+            let mut shard = core.shard.borrow_mut();
+            shard.store.set_memory_limit(per_core);
+            shard.publish();
+        }
+        for dest in (0..core.n).filter(|d| *d != core.id) {
+            self.forward(dest, RemoteOp::MemLimit { bytes: per_core });
+        }
+        reply::OK
+    }
+}

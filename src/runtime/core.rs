@@ -1,0 +1,152 @@
+//! One core: its shard, its listener, its connections, and the tasks that
+//! serve other cores' batches and route their replies back.
+
+use super::conn;
+use super::mesh::{Batch, Replies};
+use super::shard;
+use crate::config::Config;
+use crate::exec::{Shard, ShardSettings};
+use crate::stats::{self, CoreStats};
+use crate::storage::StoreConfig;
+use glommio::channels::channel_mesh::{Full, MeshBuilder, Senders};
+use glommio::channels::local_channel::LocalSender;
+use glommio::net::TcpListener;
+use glommio::timer::sleep;
+use std::cell::RefCell;
+use std::hash::BuildHasher;
+use std::os::fd::{FromRawFd, RawFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Process-wide state shared by all cores (read-mostly).
+pub struct Server {
+    pub config: Config,
+    pub settings: Arc<ShardSettings>,
+    /// One seed for every core: all must agree on which core owns a key.
+    pub hash_seed: u64,
+    /// Open client connections, for the connection limit (touched on
+    /// accept/close only, never per request).
+    pub conns: AtomicUsize,
+    pub shutdown: AtomicBool,
+    /// Cores that are accepting.
+    pub ready: AtomicUsize,
+}
+
+/// This core's view of the world; shared by its tasks through `Rc`.
+pub struct Core {
+    /// Index of this core on the request mesh = the shard id it owns.
+    pub id: usize,
+    pub n: usize,
+    pub server: Arc<Server>,
+    pub shard: RefCell<Shard>,
+    pub stats: Arc<CoreStats>,
+    /// Sends batches to owner cores (None with one core).
+    pub requests: Option<Senders<Batch>>,
+    /// Index of this core on the reply mesh (owners answer there).
+    pub reply_id: usize,
+    /// Connections waiting for replies, by connection id.
+    pub waiters: RefCell<slab::Slab<LocalSender<Replies>>>,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl Core {
+    /// The core that owns `key`: a seeded hash scaled to `n` (no modulo bias).
+    #[inline]
+    pub fn owner(&self, key: &[u8]) -> usize {
+        if self.n == 1 {
+            return 0;
+        }
+        let h = self.hasher.hash_one(key);
+        ((h as u128 * self.n as u128) >> 64) as usize
+    }
+}
+
+/// The executor's main future.
+pub async fn core_main(
+    server: Arc<Server>,
+    fds: Arc<Vec<RawFd>>,
+    requests: MeshBuilder<Batch, Full>,
+    replies: MeshBuilder<Replies, Full>,
+) -> Result<(), String> {
+    let n = server.config.threads;
+    let (req_tx, req_rx) = requests.join().await.map_err(|_| "cannot join the request mesh".to_string())?;
+    let (rep_tx, rep_rx) = replies.join().await.map_err(|_| "cannot join the reply mesh".to_string())?;
+    let id = req_tx.peer_id();
+    let stats = stats::registry().core(id);
+    let store_cfg = StoreConfig {
+        memory_limit: server.config.memory_limit / n,
+        item_size_max: server.config.item_size_max,
+        shard_id: id as u32,
+        num_shards: n as u32,
+    };
+    let core = Rc::new(Core {
+        id,
+        n,
+        shard: RefCell::new(Shard::new(store_cfg, stats.clone(), server.settings.clone())),
+        stats,
+        reply_id: rep_tx.peer_id(),
+        requests: (n > 1).then_some(req_tx),
+        waiters: RefCell::new(slab::Slab::new()),
+        hasher: foldhash::fast::FixedState::with_seed(server.hash_seed),
+        server: server.clone(),
+    });
+    core.shard.borrow().publish();
+    shard::spawn_servers(core.clone(), req_rx, rep_tx);
+    shard::spawn_reply_routers(core.clone(), rep_rx);
+
+    // SAFETY: the fd is a listening socket bound for this core alone.
+    let listener = unsafe { TcpListener::from_raw_fd(fds[id]) };
+    let accept = glommio::spawn_local(accept_loop(core.clone(), listener)).detach();
+    server.ready.fetch_add(1, Ordering::AcqRel);
+
+    // Maintenance and shutdown watch on a slow tick.
+    let mut ticks = 0u32;
+    while !server.shutdown.load(Ordering::Acquire) {
+        sleep(Duration::from_millis(50)).await;
+        ticks += 1;
+        if ticks % 4 == 0 {
+            core.shard.borrow_mut().maintain(crate::clock::now());
+        }
+    }
+    accept.cancel();
+    // Let in-flight requests finish for up to a second.
+    for _ in 0..20 {
+        if server.conns.load(Ordering::Acquire) == 0 {
+            break;
+        }
+        sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+async fn accept_loop(core: Rc<Core>, listener: TcpListener) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let open = core.server.conns.fetch_add(1, Ordering::AcqRel) + 1;
+        core.stats.total_connections.incr();
+        if open > core.server.config.conn_limit {
+            core.server.conns.fetch_sub(1, Ordering::AcqRel);
+            core.stats.rejected_connections.incr();
+            glommio::spawn_local(conn::reject(stream)).detach();
+            continue;
+        }
+        core.stats.curr_connections.incr();
+        let c = core.clone();
+        glommio::spawn_local(async move {
+            conn::serve(c.clone(), stream).await;
+            c.stats.curr_connections.set(c.stats.curr_connections.get().saturating_sub(1));
+            c.server.conns.fetch_sub(1, Ordering::AcqRel);
+        })
+        .detach();
+    }
+}

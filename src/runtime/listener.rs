@@ -1,0 +1,55 @@
+//! Listening sockets: one per core on the same port (SO_REUSEPORT), built
+//! with socket2 so we control the options and can bind port 0: the first
+//! socket learns the real port, the others join it.
+
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{IntoRawFd, RawFd};
+
+/// Resolves `listen:port` to one socket address.
+pub fn resolve(listen: &str, port: u16) -> io::Result<SocketAddr> {
+    (listen, port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("cannot resolve {listen}")))
+}
+
+fn socket_for(addr: &SocketAddr) -> io::Result<Socket> {
+    let s = Socket::new(Domain::for_address(*addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    s.set_nonblocking(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    Ok(s)
+}
+
+/// Fails with `AddrInUse` when another process already serves this port:
+/// SO_REUSEPORT would otherwise let a second shoal silently share it.
+fn check_port_free(addr: &SocketAddr) -> io::Result<()> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let probe = Socket::new(Domain::for_address(*addr), Type::STREAM, Some(Protocol::TCP))?;
+    probe.set_reuse_address(true)?;
+    probe.bind(&(*addr).into())
+}
+
+/// Binds `n` listeners on `addr` and returns their raw fds and the bound address.
+pub fn bind_all(addr: SocketAddr, n: usize, backlog: i32) -> io::Result<(Vec<RawFd>, SocketAddr)> {
+    check_port_free(&addr)?;
+    let mut fds = Vec::with_capacity(n);
+    let mut bound = addr;
+    for i in 0..n {
+        let s = socket_for(&bound)?;
+        s.bind(&bound.into())?;
+        s.listen(backlog)?;
+        if i == 0 {
+            bound = s.local_addr()?.as_socket().unwrap_or(addr);
+        }
+        fds.push(s.into_raw_fd());
+    }
+    Ok((fds, bound))
+}

@@ -1,0 +1,41 @@
+//! Messages between cores. A connection sends each owner core at most one
+//! `Batch` per read of its socket; the owner answers with one `Replies`
+//! holding every op's encoded reply back to back (`ends` marks the cuts), so
+//! a cross-core hop is paid per batch, not per key.
+
+use crate::protocol::Request;
+use bytes::{Bytes, BytesMut};
+
+/// One operation forwarded to its owner core.
+#[derive(Debug)]
+pub enum RemoteOp {
+    /// A single-key request (set, delete, incr, …) executed as-is.
+    Single(Request),
+    /// One key of a multi-key get; the reply is its VALUE block or nothing.
+    GetKey { key: Bytes, with_cas: bool, touch: Option<i64> },
+    /// flush_all reaching every core; `at` is absolute server time.
+    Flush { at: u32 },
+    /// cache_memlimit: this core's new share of the memory limit.
+    MemLimit { bytes: usize },
+}
+
+/// A batch of ops from one connection to one owner core.
+#[derive(Debug)]
+pub struct Batch {
+    /// Index of the sending core on the reply mesh.
+    pub reply_to: usize,
+    /// Connection id on the sending core (routes the reply back).
+    pub conn: usize,
+    pub ops: Vec<RemoteOp>,
+}
+
+/// Encoded replies for one `Batch`.
+#[derive(Debug)]
+pub struct Replies {
+    pub conn: usize,
+    /// Owner index (request-mesh id) of the core that executed the batch.
+    pub from: usize,
+    pub data: BytesMut,
+    /// `data[ends[i-1]..ends[i]]` is op i's reply.
+    pub ends: Vec<u32>,
+}

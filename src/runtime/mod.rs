@@ -1,0 +1,171 @@
+//! The thread-per-core runtime: the only module that touches glommio.
+//!
+//! One glommio executor per core, pinned. Each owns a shard of the keyspace
+//! (`exec::Shard`), its own SO_REUSEPORT listener on the shared port, and the
+//! connections that listener accepts. Requests for keys another core owns are
+//! forwarded in per-destination batches over a request mesh; replies come back
+//! on a separate reply mesh, so two busy shards can never block each other.
+
+mod conn;
+mod core;
+mod listener;
+mod mesh;
+mod shard;
+
+use crate::config::Config;
+use crate::exec::ShardSettings;
+use crate::stats;
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use self::core::Server;
+
+/// Depth of each core-to-core queue (batches, not keys).
+const MESH_DEPTH: usize = 1024;
+
+/// Why the server could not start.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// glommio registers memory with io_uring; the default 8 MiB RLIMIT_MEMLOCK
+/// is too small for several executors. Raise it as far as we may.
+fn raise_memlock() {
+    unsafe {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) == 0 {
+            let want = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+            if libc::setrlimit(libc::RLIMIT_MEMLOCK, &want) != 0 {
+                lim.rlim_cur = lim.rlim_max;
+                libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim);
+            }
+        }
+    }
+}
+
+/// glommio panics when io_uring is missing; probe first and say so plainly.
+fn check_io_uring() -> Result<(), StartError> {
+    let mut params = [0u8; 120];
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 4u32, params.as_mut_ptr()) };
+    if fd < 0 {
+        let err = std::io::Error::last_os_error();
+        return Err(StartError(format!(
+            "io_uring is unavailable ({err}); shoal needs Linux >= 5.8 with io_uring enabled \
+             (check the kernel.io_uring_disabled sysctl and any seccomp profile)"
+        )));
+    }
+    unsafe { libc::close(fd as i32) };
+    Ok(())
+}
+
+/// Runs the server until SIGINT/SIGTERM (or `shutdown`). Prints
+/// `shoal listening on ADDR` to stderr once every core is accepting.
+pub fn run(config: Config) -> Result<(), StartError> {
+    check_io_uring()?;
+    raise_memlock();
+    crate::clock::init();
+    let n = config.threads;
+    let addr = listener::resolve(&config.listen, config.port)
+        .map_err(|e| StartError(format!("cannot resolve {}: {e}", config.listen)))?;
+    let (fds, bound) = listener::bind_all(addr, n, 1024).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            StartError(format!("failed to listen on {addr}: address already in use (is another server running?)"))
+        } else {
+            StartError(format!("failed to listen on {addr}: {e}"))
+        }
+    })?;
+    stats::init(n);
+    let server = Arc::new(Server {
+        settings: Arc::new(ShardSettings {
+            item_size_max: config.item_size_max,
+            disable_cas: config.disable_cas,
+            disable_flush_all: config.disable_flush_all,
+            enable_shutdown: config.enable_shutdown,
+        }),
+        hash_seed: std::collections::hash_map::RandomState::new().hash_one_seed(),
+        conns: AtomicUsize::new(0),
+        shutdown: AtomicBool::new(false),
+        ready: AtomicUsize::new(0),
+        config,
+    });
+    crate::exec::VERBOSITY.store(server.config.verbosity, Ordering::Relaxed);
+    spawn_signal_thread(server.clone())?;
+
+    let placement = match glommio::CpuSet::online() {
+        Ok(cpus) if cpus.len() >= n => PoolPlacement::MaxSpread(n, Some(cpus)),
+        _ => PoolPlacement::Unbound(n),
+    };
+    let requests = MeshBuilder::full(n, MESH_DEPTH);
+    let replies = MeshBuilder::full(n, MESH_DEPTH);
+    let fds: Arc<Vec<RawFd>> = Arc::new(fds);
+    let srv = server.clone();
+    let handles = LocalExecutorPoolBuilder::new(placement)
+        .name("shoal")
+        .io_memory(1 << 20)
+        .preempt_timer(Duration::from_millis(5))
+        .on_all_shards(move || {
+            let (server, fds) = (srv.clone(), fds.clone());
+            async move { core::core_main(server, fds, requests, replies).await }
+        })
+        .map_err(|e| StartError(format!("cannot start executors: {e}")))?;
+
+    // Announce once all cores accept (tests and scripts wait for this line).
+    while server.ready.load(Ordering::Acquire) < n {
+        if handles.handles().iter().all(|h| h.is_finished()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    if server.ready.load(Ordering::Acquire) == n {
+        eprintln!("shoal listening on {bound} ({n} cores)");
+        tracing::info!(%bound, cores = n, "listening");
+    }
+    let mut failed = None;
+    for r in handles.join_all() {
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failed = Some(e),
+            Err(e) => failed = Some(format!("executor failed: {e}")),
+        }
+    }
+    match failed {
+        Some(e) => Err(StartError(e)),
+        None => Ok(()),
+    }
+}
+
+trait SeedExt {
+    fn hash_one_seed(&self) -> u64;
+}
+impl SeedExt for std::collections::hash_map::RandomState {
+    /// One random u64 per process: every core must agree on key ownership.
+    fn hash_one_seed(&self) -> u64 {
+        use std::hash::BuildHasher;
+        self.hash_one(0x5eed_u64)
+    }
+}
+
+fn spawn_signal_thread(server: Arc<Server>) -> Result<(), StartError> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| StartError(format!("cannot install signal handlers: {e}")))?;
+    std::thread::Builder::new()
+        .name("shoal-signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                tracing::info!(sig, "shutting down");
+                server.shutdown.store(true, Ordering::Release);
+            }
+        })
+        .map_err(|e| StartError(format!("cannot spawn signal thread: {e}")))?;
+    Ok(())
+}
