@@ -10,7 +10,7 @@ ROOT=$(pwd)
 SHARED=${SHOAL_SHARED:-$ROOT/../shared}
 
 echo "== cargo build (release) =="
-cargo build --release --bins
+cargo build --release --workspace --bins
 
 echo "== cargo test =="
 cargo test --release --workspace
@@ -39,4 +39,7 @@ done
 [ -n "$ADDR" ] || { cat "$LOG"; echo "FAIL: shoal did not start"; exit 1; }
 echo "shoal at $ADDR"
 "$SHARED/memcached-t/run-memcached-t.sh" "$ADDR" --tests "$TESTS"
+
+echo "== load smoke: mc-load (bounded: 5 s) against the same shoal =="
+target/release/mc-load --server "$ADDR" --conns 8 --pipeline 16 --ratio 1:10 --seconds 5
 echo "== all tests passed =="

@@ -64,8 +64,8 @@ pub fn execute(shard: &mut Shard, req: &Request, now: u32, out: &mut BytesMut) {
 /// (misses are silent, A-get). The caller writes the final `END`.
 pub fn get_key(shard: &mut Shard, key: &[u8], with_cas: bool, touch: Option<i64>, now: u32, out: &mut BytesMut) {
     let disable_cas = shard.settings.disable_cas;
-    if let Some(it) = shard.get(key, touch, now) {
+    shard.get_with(key, touch, now, |it| {
         let cas = with_cas.then_some(if disable_cas { 0 } else { it.cas });
         encode::value(out, it.key, it.flags, it.value, cas);
-    }
+    });
 }

@@ -9,6 +9,7 @@ pub mod ascii;
 pub mod stats_cmd;
 
 use crate::clock;
+use stats_cmd::DetailOp;
 use crate::protocol::StoreMode;
 use crate::stats::CoreStats;
 use crate::storage::{ItemRef, Store, StoreConfig, StoreError};
@@ -117,6 +118,7 @@ impl Shard {
         now: u32,
     ) -> (StoreOutcome, u64) {
         self.stats.cmd_set.incr();
+        stats_cmd::record_detail(key, DetailOp::Set);
         if self.too_large(key, data.len()) {
             self.store_too_large(mode, key, now);
             return (StoreOutcome::TooLarge, 0);
@@ -203,36 +205,41 @@ impl Shard {
         }
     }
 
-    /// get/gets (touch = None) and gat/gats (touch = Some(raw exptime)).
-    /// Counts memcached's get/touch stats.
-    pub fn get(&mut self, key: &[u8], touch: Option<i64>, now: u32) -> Option<ItemRef<'_>> {
+    /// get/gets (touch = None) and gat/gats (touch = Some(raw exptime)):
+    /// hands a hit to `f` (which encodes it) and counts memcached's get/touch
+    /// stats. gat answers with the item and then applies the new exptime, so
+    /// an already-past exptime still returns the value once (expirations.t).
+    pub fn get_with<R>(&mut self, key: &[u8], touch: Option<i64>, now: u32, f: impl FnOnce(&ItemRef<'_>) -> R) -> Option<R> {
+        if stats_cmd::DETAIL_ENABLED.load(Ordering::Relaxed) {
+            let hit = self.store.peek(key, now).is_some();
+            stats_cmd::record_detail(key, DetailOp::Get { hit });
+        }
+        let r = self.store.get(key, now).map(|it| f(&it));
         match touch {
             None => {
                 self.stats.cmd_get.incr();
-                let hit = self.store.get(key, now);
-                if hit.is_some() {
+                if r.is_some() {
                     self.stats.get_hits.incr();
                 } else {
                     self.stats.get_misses.incr();
                 }
-                hit
             }
             Some(exptime) => {
                 self.stats.cmd_touch.incr();
-                let exptime = clock::realtime(exptime, now);
-                if self.store.touch(key, exptime, now) {
+                if r.is_some() {
                     self.stats.touch_hits.incr();
-                    self.store.get(key, now)
+                    self.store.touch(key, clock::realtime(exptime, now), now);
                 } else {
                     self.stats.touch_misses.incr();
-                    None
                 }
             }
         }
+        r
     }
 
     /// delete (A-delete).
     pub fn delete(&mut self, key: &[u8], now: u32) -> bool {
+        stats_cmd::record_detail(key, DetailOp::Delete);
         let hit = self.store.delete(key, now);
         if hit {
             self.stats.delete_hits.incr();

@@ -61,8 +61,10 @@ pub async fn serve(core: Rc<Core>, mut stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let (tx, rx) = local_channel::new_unbounded();
     let id = core.waiters.borrow_mut().insert(tx);
+    let mut parser = AsciiParser::new(core.server.config.item_size_max);
+    parser.set_shutdown_enabled(core.server.settings.enable_shutdown);
     let mut conn = Conn {
-        parser: AsciiParser::new(core.server.config.item_size_max),
+        parser,
         out: BytesMut::with_capacity(4096),
         batches: (0..core.n).map(|_| Vec::new()).collect(),
         splices: Vec::new(),
@@ -234,7 +236,9 @@ impl Conn {
             Command::FlushAll { delay } => {
                 core.stats.cmd_flush.incr();
                 if core.server.settings.disable_flush_all {
-                    self.out.put_slice(reply::CLIENT_ERROR_FLUSH_NOT_ALLOWED);
+                    if !req.noreply {
+                        self.out.put_slice(reply::CLIENT_ERROR_FLUSH_NOT_ALLOWED);
+                    }
                     return Flow::Continue;
                 }
                 let at = exec::flush_time(delay, now);
@@ -261,13 +265,14 @@ impl Conn {
             }
             Command::CacheMemlimit { megabytes } => {
                 let line = self.memlimit(megabytes);
-                if !req.noreply || line != reply::OK {
+                if !req.noreply {
                     self.out.put_slice(line);
                 }
             }
             Command::Shutdown { .. } => {
                 if !core.server.settings.enable_shutdown {
-                    self.out.put_slice(reply::SERVER_ERROR_SHUTDOWN_NOT_ENABLED);
+                    // memcached 1.6.18's wording (t/shutdown.t).
+                    self.out.put_slice(reply::ERROR_SHUTDOWN_NOT_ENABLED);
                     return Flow::Continue;
                 }
                 core.server.shutdown.store(true, Ordering::Release);
