@@ -1,0 +1,96 @@
+//! The per-shard storage engine: one [`Store`] per core, single-threaded (`&mut self`), no
+//! locks, no I/O, no async.
+//!
+//! Design (a Segcache-like log, see NSDI'21 "Segcache"):
+//!
+//! * **Items** are packed back to back in ~1 MiB segments with a 6-byte typical header
+//!   ([`item`](self::item)); segments are kept in FIFO order ([`segment`](self::segment)).
+//! * **Index**: 8-byte slots (fingerprint | 2-bit access counter | location) in bucketized cuckoo
+//!   sub-tables under an extendible-hashing directory ([`index`](self::index)); ~9 B/item.
+//! * **Eviction** ([`evict`](self::evict)): when the budget is used up, the oldest segment is
+//!   compacted in place: items accessed since they were last examined survive (their counter is
+//!   decremented, CLOCK-style), the rest are evicted, and the segment becomes the write head.
+//!   No spare segment is needed, so a 2 MiB store can hold 1 MiB items.
+//! * **Expiry** ([`expiry`](self::expiry)): lazy on access plus an incremental `maintain` walk;
+//!   `flush_all` resets the store in O(segments).
+//! * **CAS** ([`cas`](self::cas)): per-shard counter interleaved across shards; stored with the item
+//!   so touch and compaction never change it.
+//!
+//! Per-item overhead for 16 B keys / 32 B values is ≈ 15–16 bytes (memcached: ~59).
+
+mod cas;
+mod evict;
+mod expiry;
+mod index;
+mod item;
+mod segment;
+mod store;
+
+pub use store::Store;
+
+/// Static configuration of one shard's store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Hard bound on the bytes the store allocates for items and index together.
+    pub memory_limit: usize,
+    /// memcached `-I`: an item with `key.len() + value.len() + 50 > item_size_max` is refused.
+    /// Clamped to 1 GiB.
+    pub item_size_max: usize,
+    /// This shard's id, `< num_shards` (folded into CAS values so they are unique across cores).
+    pub shard_id: u32,
+    /// Number of shards in the process (0 is treated as 1).
+    pub num_shards: u32,
+}
+
+/// Why a store was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreError {
+    /// The item exceeds `item_size_max` (or the key exceeds 250 bytes).
+    TooLarge,
+    /// The item can never fit in this store's memory budget.
+    NoMemory,
+}
+
+/// A borrowed view of a stored item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ItemRef<'a> {
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+    pub flags: u32,
+    pub cas: u64,
+    /// 0 = never expires, else absolute time in the store's clock.
+    pub exptime: u32,
+    /// Last access time (approximate, seconds, store clock). For `get`, the time of the
+    /// previous access (or of the store), not of this one.
+    pub last_access: u32,
+    /// Has been fetched since stored. For `get`, whether it had been before this access.
+    pub fetched: bool,
+    pub stale: bool,
+    pub win: bool,
+}
+
+/// Counters in memcached's naming.
+#[derive(Debug, Clone, Default)]
+pub struct StoreStats {
+    pub curr_items: u64,
+    pub total_items: u64,
+    /// Sum of key + value + header bytes of live items (memcached `bytes`).
+    pub bytes: u64,
+    pub limit_maxbytes: u64,
+    pub evictions: u64,
+    pub evicted_unfetched: u64,
+    pub expired_unfetched: u64,
+    pub reclaimed: u64,
+    /// Everything allocated: segments, index, bookkeeping.
+    pub mem_used: u64,
+    pub get_expired: u64,
+    pub get_flushed: u64,
+}
+
+/// How far `mem_used` may exceed `memory_limit`: one index sub-table growth step that had to
+/// happen after the new item was already written (a cuckoo insert found no path, which is rare).
+/// Between calls the store otherwise stays within the limit.
+pub const MEMORY_SLACK: usize = index::MAX_GROWTH_BYTES;
+
+#[cfg(test)]
+mod tests;
