@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
-# Installs what the memcached t/ suite needs on a Debian machine (idempotent).
+# Installs what the memcached t/ suite needs on a Debian machine (idempotent):
+# perl (core modules only) and xz-utils (unpacks memcached's source tarball).
 set -euo pipefail
 need=()
-perl -MTest::More -e1 2>/dev/null || need+=(perl)
-command -v apt-get >/dev/null || { [ ${#need[@]} -eq 0 ] && exit 0; echo "need: ${need[*]} (no apt-get)"; exit 1; }
-for pkg in perl libio-socket-ip-perl; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq
-  $SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
-fi
+perl -MTest::More -MIO::Socket::INET -e1 2>/dev/null || need+=(perl)
+command -v xz >/dev/null || need+=(xz-utils)
+command -v python3 >/dev/null || need+=(python3)
+[ ${#need[@]} -eq 0 ] && exit 0
+command -v apt-get >/dev/null || { echo "missing: ${need[*]} (and no apt-get to install them)"; exit 1; }
+SUDO=(); [ "$(id -u)" = 0 ] || SUDO=(sudo)
+"${SUDO[@]}" apt-get update -qq
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"

@@ -106,7 +106,7 @@ pub async fn core_main(
     while !server.shutdown.load(Ordering::Acquire) {
         sleep(Duration::from_millis(50)).await;
         ticks += 1;
-        if ticks % 4 == 0 {
+        if ticks.is_multiple_of(4) {
             core.shard.borrow_mut().maintain(crate::clock::now());
         }
     }
