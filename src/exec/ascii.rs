@@ -52,6 +52,8 @@ pub fn execute(shard: &mut Shard, req: &Request, now: u32, out: &mut BytesMut) {
             ArithOutcome::NonNumeric => reply::CLIENT_ERROR_NON_NUMERIC,
             ArithOutcome::NoMemory => reply::SERVER_ERROR_OUT_OF_MEMORY,
         },
+        // Meta requests write their own (possibly empty) reply.
+        Command::Meta(m) => return super::meta::execute(shard, m, now, out),
         // Not key-addressed: the runtime never routes these here.
         _ => reply::ERROR,
     };

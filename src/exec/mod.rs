@@ -6,6 +6,9 @@
 //! calls and encodes their outcomes.
 
 pub mod ascii;
+pub mod binary;
+pub mod meta;
+mod meta_ops;
 pub mod stats_cmd;
 
 use crate::clock;

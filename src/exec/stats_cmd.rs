@@ -59,63 +59,105 @@ fn rusage() -> (String, String) {
     )
 }
 
+/// Receives one stat: its name and value. The ASCII protocol writes it as a
+/// `STAT` line, the binary one as a Stat response; both see the same pairs.
+pub type Emit<'a> = dyn FnMut(&str, &[u8]) + 'a;
+
+fn emit_u64(emit: &mut Emit<'_>, name: &str, n: u64) {
+    let mut b = itoa::Buffer::new();
+    emit(name, b.format(n).as_bytes());
+}
+
 /// Answers `stats [args]`.
 pub fn stats(config: &Config, args: &[Bytes], out: &mut BytesMut) {
-    match args.first().map(|a| a.as_ref()) {
-        None => general(config, out),
+    let mut ascii = |name: &str, value: &[u8]| encode::stat(out, name, value);
+    let known = match args.first().map(|a| a.as_ref()) {
+        None => {
+            general(config, &mut ascii);
+            true
+        }
         Some(b"reset") if args.len() == 1 => {
-            stats::registry().reset();
-            PREFIXES.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            reset();
             out.put_slice(reply::RESET);
+            return;
         }
-        Some(b"settings") if args.len() == 1 => settings(config, out),
-        Some(b"items") if args.len() == 1 => items(out),
-        Some(b"slabs") if args.len() == 1 => slabs(out),
+        Some(b"settings") if args.len() == 1 => {
+            settings(config, &mut ascii);
+            true
+        }
+        Some(b"items") if args.len() == 1 => {
+            items(&mut ascii);
+            true
+        }
+        Some(b"slabs") if args.len() == 1 => {
+            slabs(&mut ascii);
+            true
+        }
         Some(b"sizes") if args.len() == 1 => {
-            encode::stat(out, "sizes_status", b"disabled");
-            out.put_slice(reply::END);
+            sizes(&mut ascii);
+            true
         }
-        Some(b"conns") if args.len() == 1 => out.put_slice(reply::END),
-        Some(b"detail") => detail(args, out),
-        _ => out.put_slice(reply::ERROR),
+        Some(b"conns") if args.len() == 1 => true,
+        Some(b"detail") => return detail(args, out),
+        _ => false,
+    };
+    out.put_slice(if known { reply::END } else { reply::ERROR });
+}
+
+/// `stats reset`: zero the counters and the per-prefix table.
+pub fn reset() {
+    stats::registry().reset();
+    PREFIXES.lock().unwrap_or_else(|e| e.into_inner()).clear();
+}
+
+/// `stats detail on|off`.
+pub fn set_detail(on: bool) {
+    DETAIL_ENABLED.store(on, Ordering::Relaxed);
+}
+
+/// `stats detail dump`: one `PREFIX <p> get <n> hit <n> set <n> del <n>`
+/// line per prefix, then `END` (memcached `stats_prefix_dump`; the binary
+/// protocol sends this text as the value of one stat named `detailed`).
+pub fn detail_dump() -> Vec<u8> {
+    let table = PREFIXES.lock().unwrap_or_else(|e| e.into_inner());
+    let mut out = Vec::new();
+    for (p, c) in table.iter() {
+        out.extend_from_slice(b"PREFIX ");
+        out.extend_from_slice(p);
+        out.extend_from_slice(format!(" get {} hit {} set {} del {}\r\n", c[0], c[1], c[2], c[3]).as_bytes());
     }
+    out.extend_from_slice(reply::END);
+    out
 }
 
 fn detail(args: &[Bytes], out: &mut BytesMut) {
     match args.get(1).map(|a| a.as_ref()) {
         Some(b"on") if args.len() == 2 => {
-            DETAIL_ENABLED.store(true, Ordering::Relaxed);
+            set_detail(true);
             out.put_slice(reply::OK);
         }
         Some(b"off") if args.len() == 2 => {
-            DETAIL_ENABLED.store(false, Ordering::Relaxed);
+            set_detail(false);
             out.put_slice(reply::OK);
         }
-        Some(b"dump") if args.len() == 2 => {
-            let table = PREFIXES.lock().unwrap_or_else(|e| e.into_inner());
-            for (p, c) in table.iter() {
-                out.put_slice(b"PREFIX ");
-                out.put_slice(p);
-                out.put_slice(format!(" get {} hit {} set {} del {}\r\n", c[0], c[1], c[2], c[3]).as_bytes());
-            }
-            out.put_slice(reply::END);
-        }
+        Some(b"dump") if args.len() == 2 => out.put_slice(&detail_dump()),
         _ => out.put_slice(reply::CLIENT_ERROR_STATS_DETAIL_USAGE),
     }
 }
 
-fn general(config: &Config, out: &mut BytesMut) {
+/// General-purpose statistics (`stats` with no argument).
+pub fn general(config: &Config, out: &mut Emit<'_>) {
     let t: Totals = stats::registry().totals();
     let (ru_user, ru_sys) = rusage();
-    let s = |out: &mut BytesMut, name: &str, v: u64| encode::stat_u64(out, name, v);
+    let s = |out: &mut Emit<'_>, name: &str, v: u64| emit_u64(out, name, v);
     s(out, "pid", std::process::id() as u64);
     s(out, "uptime", crate::clock::uptime() as u64);
     s(out, "time", crate::clock::unix_now() as u64);
-    encode::stat(out, "version", env!("CARGO_PKG_VERSION").as_bytes());
-    encode::stat(out, "libevent", b"io_uring");
+    out("version", env!("CARGO_PKG_VERSION").as_bytes());
+    out("libevent", b"io_uring");
     s(out, "pointer_size", (std::mem::size_of::<usize>() * 8) as u64);
-    encode::stat(out, "rusage_user", ru_user.as_bytes());
-    encode::stat(out, "rusage_system", ru_sys.as_bytes());
+    out("rusage_user", ru_user.as_bytes());
+    out("rusage_system", ru_sys.as_bytes());
     s(out, "max_connections", config.conn_limit as u64);
     s(out, "curr_connections", t.curr_connections);
     s(out, "total_connections", t.total_connections);
@@ -167,58 +209,61 @@ fn general(config: &Config, out: &mut BytesMut) {
         s(out, &format!("core:{i}:curr_items"), c.curr_items.get());
         s(out, &format!("core:{i}:bytes"), c.bytes.get());
     }
-    out.put_slice(reply::END);
 }
 
-fn settings(config: &Config, out: &mut BytesMut) {
+/// `stats settings`.
+pub fn settings(config: &Config, out: &mut Emit<'_>) {
     let yes = |b: bool| if b { b"yes" as &[u8] } else { b"no" };
-    encode::stat_u64(out, "maxbytes", config.memory_limit as u64);
-    encode::stat_u64(out, "maxconns", config.conn_limit as u64);
-    encode::stat_u64(out, "tcpport", config.port as u64);
-    encode::stat_u64(out, "udpport", 0);
-    encode::stat(out, "inter", config.listen.as_bytes());
-    encode::stat_u64(out, "verbosity", super::verbosity() as u64);
-    encode::stat_u64(out, "oldest", 0);
-    encode::stat(out, "evictions", b"on");
-    encode::stat(out, "domain_socket", b"NULL");
-    encode::stat(out, "umask", b"700");
-    encode::stat(out, "shutdown_command", yes(config.enable_shutdown));
-    encode::stat_u64(out, "num_threads", config.threads as u64);
-    encode::stat(out, "stat_key_prefix", b":");
-    encode::stat(out, "detail_enabled", yes(DETAIL_ENABLED.load(Ordering::Relaxed)));
-    encode::stat_u64(out, "reqs_per_event", 256);
-    encode::stat(out, "cas_enabled", yes(!config.disable_cas));
-    encode::stat_u64(out, "tcp_backlog", 1024);
-    encode::stat(out, "binding_protocol", b"auto-negotiate");
-    encode::stat(out, "auth_enabled_sasl", b"no");
-    encode::stat(out, "auth_enabled_ascii", b"no");
-    encode::stat_u64(out, "item_size_max", config.item_size_max as u64);
-    encode::stat(out, "maxconns_fast", b"yes");
-    encode::stat(out, "flush_enabled", yes(!config.disable_flush_all));
-    encode::stat(out, "dump_enabled", b"no");
-    encode::stat(out, "hash_algorithm", b"foldhash");
-    encode::stat(out, "track_sizes", b"no");
-    out.put_slice(reply::END);
+    emit_u64(out, "maxbytes", config.memory_limit as u64);
+    emit_u64(out, "maxconns", config.conn_limit as u64);
+    emit_u64(out, "tcpport", config.port as u64);
+    emit_u64(out, "udpport", 0);
+    out("inter", config.listen.as_bytes());
+    emit_u64(out, "verbosity", super::verbosity() as u64);
+    emit_u64(out, "oldest", 0);
+    out("evictions", b"on");
+    out("domain_socket", b"NULL");
+    out("umask", b"700");
+    out("shutdown_command", yes(config.enable_shutdown));
+    emit_u64(out, "num_threads", config.threads as u64);
+    out("stat_key_prefix", b":");
+    out("detail_enabled", yes(DETAIL_ENABLED.load(Ordering::Relaxed)));
+    emit_u64(out, "reqs_per_event", 256);
+    out("cas_enabled", yes(!config.disable_cas));
+    emit_u64(out, "tcp_backlog", 1024);
+    out("binding_protocol", b"auto-negotiate");
+    out("auth_enabled_sasl", b"no");
+    out("auth_enabled_ascii", b"no");
+    emit_u64(out, "item_size_max", config.item_size_max as u64);
+    out("maxconns_fast", b"yes");
+    out("flush_enabled", yes(!config.disable_flush_all));
+    out("dump_enabled", b"no");
+    out("hash_algorithm", b"foldhash");
+    out("track_sizes", b"no");
 }
 
 /// shoal has no slab classes; report one pseudo-class holding every item so
 /// tools that read `stats items` see real totals.
-fn items(out: &mut BytesMut) {
+pub fn items(out: &mut Emit<'_>) {
     let t = stats::registry().totals();
     if t.curr_items > 0 {
-        encode::stat_u64(out, "items:1:number", t.curr_items);
-        encode::stat_u64(out, "items:1:evicted", t.evictions);
-        encode::stat_u64(out, "items:1:evicted_unfetched", t.evicted_unfetched);
-        encode::stat_u64(out, "items:1:expired_unfetched", t.expired_unfetched);
-        encode::stat_u64(out, "items:1:reclaimed", t.reclaimed);
-        encode::stat_u64(out, "items:1:mem_requested", t.bytes);
+        emit_u64(out, "items:1:number", t.curr_items);
+        emit_u64(out, "items:1:evicted", t.evictions);
+        emit_u64(out, "items:1:evicted_unfetched", t.evicted_unfetched);
+        emit_u64(out, "items:1:expired_unfetched", t.expired_unfetched);
+        emit_u64(out, "items:1:reclaimed", t.reclaimed);
+        emit_u64(out, "items:1:mem_requested", t.bytes);
     }
-    out.put_slice(reply::END);
 }
 
-fn slabs(out: &mut BytesMut) {
+/// `stats slabs`.
+pub fn slabs(out: &mut Emit<'_>) {
     let t = stats::registry().totals();
-    encode::stat_u64(out, "active_slabs", (t.curr_items > 0) as u64);
-    encode::stat_u64(out, "total_malloced", t.mem_used);
-    out.put_slice(reply::END);
+    emit_u64(out, "active_slabs", (t.curr_items > 0) as u64);
+    emit_u64(out, "total_malloced", t.mem_used);
+}
+
+/// `stats sizes`: size tracking is off, as in memcached without `-o track_sizes`.
+pub fn sizes(out: &mut Emit<'_>) {
+    out("sizes_status", b"disabled");
 }

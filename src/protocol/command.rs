@@ -60,6 +60,9 @@ pub enum Command {
     /// `shutdown [graceful]` — answered `SERVER_ERROR: shutdown not enabled`
     /// unless enabled; `graceful` true for `shutdown graceful`.
     Shutdown { graceful: bool },
+    /// A meta command (M-mg, M-ms, M-md, M-ma, M-me, M-mn), boxed to keep
+    /// `Command` small. `noreply` is always false: meta uses its `q` flag.
+    Meta(Box<crate::protocol::meta::MetaRequest>),
 }
 
 /// A parsed request plus its reply-suppression flag.
@@ -80,6 +83,8 @@ impl Command {
             | Command::Delete { key }
             | Command::Arith { key, .. }
             | Command::Touch { key, .. } => Some(key),
+            // `mn` has no key: the connection answers it.
+            Command::Meta(m) => m.routing_key(),
             _ => None,
         }
     }

@@ -3,7 +3,9 @@
 //! tested, property tested and benchmarked in isolation.
 
 pub mod ascii;
+pub mod binary;
 pub mod command;
+pub mod meta;
 pub mod reply;
 
 pub use command::{Command, Request, StoreMode};

@@ -11,6 +11,7 @@ use super::core::Core;
 use super::mesh::{Batch, RemoteOp, Replies};
 use crate::exec::{self, ascii as run};
 use crate::protocol::ascii::{encode, AsciiParser, Parsed};
+use crate::protocol::meta::MetaCmd;
 use crate::protocol::{reply, Command, Request};
 use bytes::{BufMut, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -258,6 +259,8 @@ impl Conn {
                 }
             }
             Command::Quit => return Flow::Close,
+            // mn has no key: answered here, after every earlier reply (M-mn).
+            Command::Meta(ref m) if m.cmd == MetaCmd::Noop => self.out.put_slice(reply::META_MN),
             Command::Stats { ref args } => {
                 // Earlier forwarded ops must land before we read the counters.
                 self.round().await;

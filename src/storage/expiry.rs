@@ -38,6 +38,7 @@ impl Store {
     }
 
     pub(super) fn flush_now(&mut self, now: u32) {
+        self.compaction = None;
         self.segs.reset_all(now);
         self.index.clear();
         self.live = Live::default();
@@ -55,13 +56,19 @@ impl Store {
     /// Returns the number reclaimed. Call it periodically from a low-priority task.
     pub fn maintain(&mut self, now: u32, max_items: usize) -> usize {
         self.tick(now);
+        // Idle time is a good time for eviction work that stores would otherwise do.
+        if self.compaction.is_some() {
+            self.compact_step(max_items, now);
+        }
         let mut budget = max_items.saturating_mul(SCAN_PER_RECLAIM);
         let mut reclaimed = 0;
         // Visiting each id slot once per call at most keeps an empty store cheap.
         let mut segments_left = self.segs.id_limit() as usize + 1;
         while budget > 0 && reclaimed < max_items {
             let c = self.cursor;
-            if c.id >= self.segs.id_limit() || !self.segs.is_live(c.id) {
+            // The segment being compacted drops its expired items itself (and its items move).
+            if c.id >= self.segs.id_limit() || !self.segs.is_live(c.id) || self.is_compacting(c.id)
+            {
                 if segments_left == 0 {
                     break;
                 }

@@ -4,8 +4,9 @@
 //! (≈ 18–36 B/item) and a full rehash doubles memory transiently, which breaks a hard memory
 //! bound. This index stores one `u64` per item and keeps the load factor between ~0.8 and 0.95:
 //!
-//! * **Slot** = `fingerprint:22 | freq:2 | location:40`. The location is a segment address
-//!   (`segment id << shift | byte offset`, see `segment.rs`); `freq` is the 2-bit access counter
+//! * **Slot** = `fingerprint:25 | freq:2 | location:37`. The location is a segment address
+//!   (`segment id << shift | byte offset`, see `segment.rs`; 128 GiB per shard); `freq` is the
+//!   2-bit access counter
 //!   the evictor uses for second chance (updating it on a hit touches a cache line the lookup
 //!   already loaded); the fingerprint filters candidates so a lookup usually dereferences item
 //!   memory only for the right key. An all-zero slot is empty (fingerprints are never 0).
@@ -15,30 +16,32 @@
 //!   involution valid for any `n`), so displacing a slot or resizing a sub-table never needs the
 //!   key. That lets sub-tables grow by 12.5 % instead of doubling, which keeps the load factor
 //!   high (≈ 9 B/item on average) and makes resizes cheap (no item memory is touched).
-//! * **Directory** (extendible hashing on the low hash bits) over sub-tables capped at
-//!   `MAX_BUCKETS` (64 KiB). A full sub-table splits in two; only that split reads keys (to get
-//!   the next hash bit). The transient extra memory of any growth step is thus at most one
-//!   sub-table, which is the "small constant" by which the store may overshoot its budget.
+//! * **Directory** (extendible hashing on the low fingerprint bits) over sub-tables capped at
+//!   `MAX_BUCKETS` (64 KiB). A full sub-table splits in two by the next fingerprint bit, which
+//!   the slot holds, so no growth step ever reads item memory (an earlier version hashed keys to
+//!   split and stalled ~1 ms per split). Within a sub-table the low `depth` fingerprint bits are
+//!   equal, so `MAX_DEPTH` keeps ≥ 10 bits for bucket choice and filtering. The transient extra
+//!   memory of any growth step is at most about one sub-table.
 
 /// Slots per bucket (one 64-byte cache line).
 pub(crate) const SLOTS: usize = 8;
-const LOC_BITS: u32 = 40;
+const LOC_BITS: u32 = 37;
 /// Mask of the location part of a slot.
 pub(crate) const LOC_MASK: u64 = (1 << LOC_BITS) - 1;
 const FREQ_SHIFT: u32 = LOC_BITS;
 const FREQ_MASK: u64 = 3 << FREQ_SHIFT;
 /// Saturation value of the per-slot access counter.
 pub(crate) const FREQ_MAX: u8 = 3;
-const FP_SHIFT: u32 = 42;
+const FP_SHIFT: u32 = LOC_BITS + 2;
 /// A sub-table never grows beyond this many buckets (64 KiB); it splits instead.
 pub(crate) const MAX_BUCKETS: usize = 1024;
 /// Grow a sub-table when an insert would push its load above 95 %.
 const MAX_LOAD_PCT: usize = 95;
 /// Size freshly split halves for 80 % load.
 const SPLIT_LOAD_PCT: usize = 80;
-/// Directory depth cap (16 M sub-tables); beyond it sub-tables just grow (never reached with a
-/// sane hash).
-const MAX_DEPTH: u32 = 24;
+/// Directory depth cap: 32 K sub-tables (≈ 250 M items per shard) leave 10 fingerprint bits to
+/// spread a sub-table's keys over its buckets; beyond it sub-tables just grow.
+const MAX_DEPTH: u32 = 15;
 /// BFS node budget for finding a cuckoo displacement path.
 const MAX_NODES: usize = 256;
 /// Bytes of one sub-table bucket array plus its bookkeeping: the most any single growth step can
@@ -47,7 +50,7 @@ pub(crate) const MAX_GROWTH_BYTES: usize = 2 * MAX_BUCKETS * 64 + 4096;
 
 const _: () = assert!(std::mem::size_of::<Bucket>() == 64);
 const _: () = assert!(std::mem::align_of::<Bucket>() == 64);
-const _: () = assert!(FP_SHIFT == LOC_BITS + 2);
+const _: () = assert!(64 - FP_SHIFT >= MAX_DEPTH + 10);
 
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
@@ -77,6 +80,8 @@ pub(crate) struct Index {
     global_depth: u32,
     count: usize,
     bucket_bytes: usize,
+    /// Largest sub-table ever (buckets): bounds what one growth step can allocate.
+    max_buckets_seen: usize,
 }
 
 #[inline]
@@ -116,6 +121,11 @@ fn matches(bucket: &Bucket, f: u64) -> u32 {
 }
 
 #[inline]
+fn empties(bucket: &Bucket) -> u32 {
+    bucket.0.iter().map(|&s| (s == 0) as u32).sum()
+}
+
+#[inline]
 fn empty_slot(bucket: &Bucket) -> Option<usize> {
     bucket.0.iter().position(|&s| s == 0)
 }
@@ -134,13 +144,14 @@ fn place(buckets: &mut [Bucket], entry: u64) -> bool {
     let n = buckets.len();
     let f = entry >> FP_SHIFT;
     let b1 = home(f, n);
-    if let Some(i) = empty_slot(&buckets[b1]) {
-        buckets[b1].0[i] = entry;
-        return true;
-    }
     let b2 = alt(b1, f, n);
-    if let Some(i) = empty_slot(&buckets[b2]) {
-        buckets[b2].0[i] = entry;
+    // Two choices: the emptier bucket. Keeping buckets balanced makes "both full" (and the
+    // displacement search with its extra cache misses) rare even at 95 % load.
+    let (e1, e2) = (empties(&buckets[b1]), empties(&buckets[b2]));
+    if e1 > 0 || e2 > 0 {
+        let b = if e1 >= e2 { b1 } else { b2 };
+        let i = empty_slot(&buckets[b]).unwrap_or(0);
+        buckets[b].0[i] = entry;
         return true;
     }
     let mut nodes = [Node::default(); MAX_NODES];
@@ -183,6 +194,8 @@ fn place(buckets: &mut [Bucket], entry: u64) -> bool {
                 slot: s as u8,
             };
             len += 1;
+            // Start loading the candidate now so the misses of one level overlap.
+            std::hint::black_box(buckets[a].0[0]);
         }
         head += 1;
     }
@@ -269,14 +282,24 @@ impl Index {
             + self.tables.capacity() * std::mem::size_of::<Table>()
     }
 
+    /// Memory to keep free so the next growth step never has to evict synchronously: a split of
+    /// the largest sub-table (two halves ≈ 1.25× its size) plus a directory doubling.
+    pub fn growth_reserve(&self) -> usize {
+        if self.dir.is_empty() {
+            return 256;
+        }
+        (self.max_buckets_seen * 64 * 5 / 4 + 2 * 64).min(MAX_GROWTH_BYTES) + self.dir.len() * 4
+    }
+
     /// Drops everything (flush_all), returning all memory.
     pub fn clear(&mut self) {
         *self = Index::default();
     }
 
+    /// Sub-table of fingerprint `f`.
     #[inline]
-    fn table_of(&self, h: u64) -> usize {
-        self.dir[(h as usize) & (self.dir.len() - 1)] as usize
+    fn table_of(&self, f: u64) -> usize {
+        self.dir[(f as usize) & (self.dir.len() - 1)] as usize
     }
 
     /// Finds the slot whose fingerprint matches `h` and for which `is_key(location)` holds.
@@ -285,10 +308,10 @@ impl Index {
         if self.dir.is_empty() {
             return None;
         }
-        let t = self.table_of(h);
+        let f = fingerprint(h);
+        let t = self.table_of(f);
         let buckets = &self.tables[t].buckets;
         let n = buckets.len();
-        let f = fingerprint(h);
         let b1 = home(f, n);
         let b2 = alt(b1, f, n);
         // Both masks before any branch: the two cache-line loads overlap instead of the second
@@ -312,6 +335,22 @@ impl Index {
             }
         }
         None
+    }
+
+    /// Loads the two candidate buckets of `h` into cache without using them, so a walk over many
+    /// items can have their (independent) cache misses in flight together. Safe stand-in for a
+    /// prefetch instruction: the loaded word is only passed to `black_box`.
+    #[inline]
+    pub fn touch(&self, h: u64) {
+        if self.dir.is_empty() {
+            return;
+        }
+        let f = fingerprint(h);
+        let buckets = &self.tables[self.table_of(f)].buckets;
+        let n = buckets.len();
+        let b1 = home(f, n);
+        std::hint::black_box(buckets[b1].0[0]);
+        std::hint::black_box(buckets[alt(b1, f, n)].0[0]);
     }
 
     /// Finds the slot for the item of hash `h` stored at `loc` (segment walks).
@@ -378,12 +417,13 @@ impl Index {
         if self.dir.is_empty() {
             return false;
         }
-        let t = self.table_of(h);
+        let f = fingerprint(h);
+        let t = self.table_of(f);
         let table = &mut self.tables[t];
         if table.full_after_insert() {
             return false;
         }
-        if !place(&mut table.buckets, (fingerprint(h) << FP_SHIFT) | loc) {
+        if !place(&mut table.buckets, (f << FP_SHIFT) | loc) {
             return false;
         }
         table.count += 1;
@@ -396,7 +436,7 @@ impl Index {
         if self.dir.is_empty() {
             return Some(64 + 64);
         }
-        let table = &self.tables[self.table_of(h)];
+        let table = &self.tables[self.table_of(fingerprint(h))];
         if !table.full_after_insert() {
             return None;
         }
@@ -418,9 +458,8 @@ impl Index {
     }
 
     /// Makes room for at least one more entry in `h`'s sub-table: creates the first table,
-    /// resizes the sub-table by 12.5 %, or splits a full-size one. `key_hash(loc)` must return the
-    /// full hash of the item at `loc` (only a split needs it).
-    pub fn grow(&mut self, h: u64, mut key_hash: impl FnMut(u64) -> u64) {
+    /// resizes the sub-table by 12.5 %, or splits a full-size one. Never reads item memory.
+    pub fn grow(&mut self, h: u64) {
         if self.dir.is_empty() {
             self.dir.push(0);
             self.tables.push(Table {
@@ -430,50 +469,37 @@ impl Index {
             });
             self.global_depth = 0;
             self.bucket_bytes = 64;
+            self.max_buckets_seen = 1;
             return;
         }
-        let t = self.table_of(h);
+        let t = self.table_of(fingerprint(h));
         let n = self.tables[t].buckets.len();
         if n >= MAX_BUCKETS && self.global_depth < MAX_DEPTH {
-            self.split(t, &mut key_hash);
+            self.split(t);
         } else {
             let table = &self.tables[t];
             let buckets = rebuild(table.entries(), grown(n));
             self.bucket_bytes = self.bucket_bytes - n * 64 + buckets.len() * 64;
+            self.max_buckets_seen = self.max_buckets_seen.max(buckets.len());
             self.tables[t].buckets = buckets;
         }
     }
 
-    fn split(&mut self, t: usize, key_hash: &mut impl FnMut(u64) -> u64) {
+    fn split(&mut self, t: usize) {
         let depth = self.tables[t].depth;
         if depth == self.global_depth {
             self.dir.extend_from_within(..);
             self.global_depth += 1;
         }
         let old = &self.tables[t];
-        // One bit per slot: which half the entry goes to. Hash each key once.
-        let slots = old.buckets.len() * SLOTS;
-        let mut side = vec![0u64; slots.div_ceil(64)];
-        let mut ones = 0usize;
-        for (pos, &s) in old.buckets.iter().flat_map(|b| b.0.iter()).enumerate() {
-            if s != 0 && (key_hash(s & LOC_MASK) >> depth) & 1 == 1 {
-                side[pos / 64] |= 1 << (pos % 64);
-                ones += 1;
-            }
-        }
+        let bit = |s: u64| (s >> (FP_SHIFT + depth)) & 1;
+        let ones = old.entries().filter(|&s| bit(s) == 1).count();
         let count = old.count as usize;
-        let side = &side;
-        let pick = |want: u64| {
-            old.buckets
-                .iter()
-                .flat_map(|b| b.0.iter().copied())
-                .enumerate()
-                .filter(move |&(pos, s)| s != 0 && (side[pos / 64] >> (pos % 64)) & 1 == want)
-                .map(|(_, s)| s)
-        };
+        let pick = |want: u64| old.entries().filter(move |&s| bit(s) == want);
         let lo = rebuild(pick(0), buckets_for(count - ones, SPLIT_LOAD_PCT));
         let hi = rebuild(pick(1), buckets_for(ones, SPLIT_LOAD_PCT));
         self.bucket_bytes = self.bucket_bytes - old.buckets.len() * 64 + (lo.len() + hi.len()) * 64;
+        self.max_buckets_seen = self.max_buckets_seen.max(lo.len()).max(hi.len());
         self.tables[t] = Table {
             buckets: lo,
             count: (count - ones) as u32,
@@ -513,7 +539,7 @@ impl Index {
                     c += 1;
                     let h = key_hash(s & LOC_MASK);
                     assert_eq!(s >> FP_SHIFT, fingerprint(h));
-                    assert_eq!(self.table_of(h), t, "entry in wrong sub-table");
+                    assert_eq!(self.table_of(fingerprint(h)), t, "entry in wrong sub-table");
                     let b1 = home(fingerprint(h), n);
                     assert!(b == b1 || b == alt(b1, fingerprint(h), n), "entry in wrong bucket");
                 }
@@ -540,12 +566,12 @@ mod tests {
     fn insert(ix: &mut Index, i: u64) {
         loop {
             if let Some(_) = ix.growth_needed(h(i)) {
-                ix.grow(h(i), h);
+                ix.grow(h(i));
             }
             if ix.insert(h(i), i) {
                 return;
             }
-            ix.grow(h(i), h);
+            ix.grow(h(i));
         }
     }
 

@@ -114,6 +114,29 @@ pub(crate) fn get_varint(buf: &[u8], pos: &mut usize) -> u64 {
     v
 }
 
+/// Smallest filler item (see `write_filler`).
+pub(crate) const MIN_FILLER: usize = FIXED_LEN + 2;
+
+/// Writes a dead "filler" item of exactly `len` (≥ `MIN_FILLER`) bytes at `buf[0..]`, so a
+/// segment region of garbage can still be walked item by item (a paused compaction leaves one).
+pub(crate) fn write_filler(buf: &mut [u8], len: usize) {
+    debug_assert!(len >= MIN_FILLER);
+    buf[..FIXED_LEN].copy_from_slice(&[DEAD, 0, 0, 0]);
+    // value_len varint, padded to a fixed width so the total comes out exact; then cas = 0.
+    let (width, value_len) = if len - MIN_FILLER < 0x80 {
+        (1, len - MIN_FILLER)
+    } else {
+        (5, len - FIXED_LEN - 6)
+    };
+    let mut v = value_len as u64;
+    for b in &mut buf[FIXED_LEN..FIXED_LEN + width - 1] {
+        *b = (v as u8 & 0x7f) | 0x80;
+        v >>= 7;
+    }
+    buf[FIXED_LEN + width - 1] = v as u8;
+    buf[FIXED_LEN + width] = 0;
+}
+
 /// Everything needed to write one item.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Header {
@@ -216,7 +239,7 @@ pub(crate) fn key_offset(bits: u8) -> usize {
 }
 
 /// The key of the item starting at `item[0]` (cheap: no varints decoded).
-#[inline]
+#[cfg(test)]
 pub(crate) fn key(item: &[u8]) -> &[u8] {
     let off = key_offset(item[0]);
     &item[off..off + item[1] as usize]
@@ -395,6 +418,17 @@ mod tests {
             assert!(key_eq(&buf, key));
             assert!(!key_eq(&buf, b"some-kez"));
             assert!(!key_eq(&buf, b"some-ke"));
+        }
+    }
+
+    #[test]
+    fn filler_has_exact_length() {
+        for len in [MIN_FILLER, 7, 133, 134, 135, 1000, 1 << 20] {
+            let mut buf = vec![0xAAu8; len + 8];
+            write_filler(&mut buf, len);
+            let v = View::decode(&buf);
+            assert_eq!(v.len(), len, "filler {len}");
+            assert_ne!(v.bits & DEAD, 0);
         }
     }
 

@@ -19,6 +19,7 @@
 //! Per-item overhead for 16 B keys / 32 B values is ≈ 15–16 bytes (memcached: ~59).
 
 mod cas;
+mod compact;
 mod evict;
 mod expiry;
 mod index;

@@ -321,6 +321,11 @@ impl Segments {
         self.data_bytes = self.data_bytes - Segment::cost(old_cap) + Segment::cost(new_cap);
     }
 
+    /// True when an empty segment is waiting in the pool.
+    pub fn has_pooled(&self) -> bool {
+        !self.pool.is_empty()
+    }
+
     /// True when no segment is allocated.
     pub fn is_empty(&self) -> bool {
         self.fifo.is_empty() && self.pool.is_empty()

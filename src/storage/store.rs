@@ -6,6 +6,7 @@ use std::hash::{BuildHasher, Hasher};
 use foldhash::fast::FixedState;
 
 use super::cas::CasSeq;
+use super::compact::Compaction;
 use super::index::{Index, SlotRef};
 use super::item::{
     self, CasField, Header, View, ACCESS_OFF, DEAD, EXPTIME_OFF, FETCHED,
@@ -86,6 +87,8 @@ pub struct Store {
     pub(super) now: u32,
     /// Share of a compacted segment survivors may keep (`evict::KEEP_PCT`; tests vary it).
     pub(super) keep_pct: usize,
+    /// The compaction being paced over stores (`compact.rs`), if any.
+    pub(super) compaction: Option<Box<Compaction>>,
 }
 
 impl Store {
@@ -105,6 +108,7 @@ impl Store {
             cursor: Cursor::default(),
             now: 0,
             keep_pct: super::evict::KEEP_PCT,
+            compaction: None,
         }
     }
 
@@ -339,7 +343,7 @@ impl Store {
         self.live.items -= 1;
         self.live.bytes -= v.len() as u64;
         self.live.kv_bytes -= (v.key_len + v.value_len) as u64;
-        if empty && self.segs.head() != Some(id) {
+        if empty && self.segs.head() != Some(id) && !self.is_compacting(id) {
             self.segs.release_to_pool(id, self.now);
         }
     }
@@ -492,14 +496,14 @@ impl Store {
         }
         self.counters.total_items += 1;
         self.enforce_budget(true);
+        self.pace_compaction(len, now);
         Ok(())
     }
 
     /// Inserts a new index entry, growing the sub-table if the cuckoo insert finds no room.
     fn index_insert(&mut self, h: u64, addr: u64) {
         while !self.index.insert(h, addr) {
-            let segs = &self.segs;
-            self.index.grow(h, |loc| hash_key(item::key(segs.item(loc))));
+            self.index.grow(h);
         }
     }
 
@@ -511,8 +515,7 @@ impl Store {
             if over > 0 && self.release_memory(over, false) {
                 continue;
             }
-            let segs = &self.segs;
-            self.index.grow(h, |loc| hash_key(item::key(segs.item(loc))));
+            self.index.grow(h);
         }
     }
 

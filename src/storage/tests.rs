@@ -438,3 +438,59 @@ fn overhead_is_small() {
     assert!(per_item < 16.0, "index + header {per_item}");
     assert!(o < 20.0, "overhead {o}");
 }
+
+#[test]
+fn paused_compaction_is_invisible_to_operations() {
+    let mut s = store(3 * MIB);
+    // key → (value fill byte, length, cas, exptime)
+    let mut model: std::collections::HashMap<u32, (u8, usize, u64, u32)> =
+        std::collections::HashMap::new();
+    let mut x = 7u64;
+    let mut paused_seen = 0;
+    let mut now = 2;
+    for i in 0..300_000u32 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let k = (x % 30_000) as u32;
+        let key = k.to_le_bytes();
+        match x % 16 {
+            0..=6 => {
+                let len = (x >> 20) as usize % 120;
+                let fill = (i % 251) as u8;
+                let exp = if x % 5 == 0 { now + 50 } else { 0 };
+                let cas = s.set(&key, &[&vec![fill; len]], k, exp, now).unwrap();
+                model.insert(k, (fill, len, cas, exp));
+            }
+            7..=11 => {
+                if let Some(it) = s.get(&key, now) {
+                    let (fill, len, cas, exp) = model[&k];
+                    assert_eq!((it.value.len(), it.cas, it.flags, it.exptime), (len, cas, k, exp));
+                    assert!(it.value.iter().all(|&b| b == fill));
+                }
+            }
+            12 => {
+                s.delete(&key, now);
+                model.remove(&k);
+            }
+            13 => {
+                if s.touch(&key, now + 100, now) {
+                    model.get_mut(&k).unwrap().3 = now + 100;
+                }
+            }
+            14 => {
+                s.maintain(now, 10);
+            }
+            _ => now += 1,
+        }
+        if s.compaction.as_ref().is_some_and(|c| !c.done) {
+            paused_seen += 1;
+        }
+        if i % 5_000 == 0 {
+            s.check_invariants();
+        }
+    }
+    s.check_invariants();
+    assert!(paused_seen > 1000, "compaction was paced over stores ({paused_seen})");
+    assert!(s.stats().evictions > 0);
+}

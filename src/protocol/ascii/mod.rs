@@ -2,8 +2,8 @@
 //! with memcached 1.6.18: an incremental request parser ([`AsciiParser`]) and
 //! reply encoders ([`encode`]).
 //!
-//! Meta commands (`mg`, `ms`, …) are not parsed here yet; they are answered
-//! `ERROR` like any unknown command.
+//! Meta commands (`mg`, `ms`, …) share the line machinery: the parser hands
+//! their lines to [`crate::protocol::meta::parse`].
 
 pub mod encode;
 pub mod parse;

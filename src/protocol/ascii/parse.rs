@@ -30,6 +30,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::protocol::command::{Command, Request, StoreMode};
+use crate::protocol::meta::parse::{self as meta, MetaPending};
 use crate::protocol::reply;
 
 /// longest key accepted (`KEY_MAX_LENGTH`).
@@ -88,6 +89,8 @@ enum State {
     Data(Pending),
     /// Discarding this many bytes (the data block of a too-large set).
     Swallow(usize),
+    /// An `ms` line was parsed; waiting for its data block (M-ms).
+    MetaData(MetaPending),
 }
 
 /// Incremental parser for one connection. Call [`parse`](Self::parse)
@@ -132,6 +135,7 @@ impl AsciiParser {
     pub fn pending_len(&self) -> Option<usize> {
         match &self.state {
             State::Data(p) => Some(p.frame_len()),
+            State::MetaData(p) => Some(p.frame_len()),
             _ => None,
         }
     }
@@ -160,6 +164,15 @@ impl AsciiParser {
                 let p = *p;
                 self.state = State::Line;
                 finish_store(buf, &p)
+            }
+            State::MetaData(p) => {
+                if !p.ready(buf) {
+                    return Parsed::Incomplete;
+                }
+                match std::mem::replace(&mut self.state, State::Line) {
+                    State::MetaData(p) => p.finish(buf),
+                    _ => Parsed::Incomplete,
+                }
             }
             State::Line => self.parse_line(buf),
         }
@@ -208,8 +221,8 @@ impl AsciiParser {
         let cmd = t.get(line, 0);
         let err = |buf: &mut BytesMut| consume_err(buf, frame_len, reply::ERROR);
         match cmd[0] {
-            // Meta commands (mg, ms, md, mn, ma, me) are not supported yet.
-            b'm' if cmd.len() == 2 => err(buf),
+            // Meta commands (mg, ms, md, mn, ma, me; M-*).
+            b'm' if cmd.len() == 2 => self.meta(buf, frame_len, t),
             b'g' => {
                 if ntok < 3 {
                     return err(buf);
@@ -362,6 +375,17 @@ impl AsciiParser {
             self.state = State::Data(p);
             Parsed::Incomplete
         }
+    }
+
+    /// Meta commands: the meta parser consumes the line and says what comes next.
+    fn meta(&mut self, buf: &mut BytesMut, frame_len: usize, t: &Tokens) -> Parsed {
+        let (parsed, next) = meta::parse_line(buf, frame_len, &t.t[..t.n], self.item_size_max);
+        self.state = match next {
+            meta::Next::Line => State::Line,
+            meta::Next::Swallow(n) => State::Swallow(n),
+            meta::Next::Data(p) => State::MetaData(p),
+        };
+        parsed
     }
 
     /// process_shutdown_command.
@@ -1352,7 +1376,7 @@ mod tests {
             E,
             "commands are case-sensitive (X-2)"
         );
-        assert_eq!(one(b"mg foo v\r\n"), E, "meta not supported");
+        assert_eq!(one(b"mx foo v\r\n"), E, "unknown meta command");
         assert_eq!(one(b"slabs automove 1\r\n"), E);
         assert_eq!(one(b"lru_crawler HTTP/1.1\r\n"), E);
     }
