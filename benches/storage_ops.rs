@@ -136,7 +136,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 i += 1;
                 j += 1;
-                if j % 4 == 0 {
+                if j.is_multiple_of(4) {
                     black_box(s.get(&hot[j % hot.len()], NOW).is_some());
                 }
                 black_box(s.set(&key(i), &[&value], 0, 0, NOW).is_ok())

@@ -6,6 +6,7 @@ need=()
 perl -MTest::More -MIO::Socket::INET -e1 2>/dev/null || need+=(perl)
 command -v xz >/dev/null || need+=(xz-utils)
 command -v python3 >/dev/null || need+=(python3)
+python3 -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
 [ ${#need[@]} -eq 0 ] && exit 0
 command -v apt-get >/dev/null || { echo "missing: ${need[*]} (and no apt-get to install them)"; exit 1; }
 SUDO=(); [ "$(id -u)" = 0 ] || SUDO=(sudo)

@@ -22,8 +22,8 @@ scripts/install-test-deps.sh
 [ -x "$SHARED/memcached-t/run-memcached-t.sh" ] || { echo "FAIL: $SHARED/memcached-t not found (set SHOAL_SHARED)"; exit 1; }
 "$SHARED/memcached-t/get-memcached-src.sh" >/dev/null
 
-# The ASCII files the foundation requires (issue 3), one list to keep in sync.
-TESTS="getset.t incrdecr.t cas.t noreply.t flush-all.t expirations.t touch.t getandtouch.t flags.t multiversioning.t bogus-commands.t quit.t issue_3.t issue_108.t issue_152.t issue_68.t issue_70.t malicious-commands.t issue_41.t chunked-items.t issue_104.t"
+# ASCII files (issue 3) plus binary and meta (issue 4): one list to keep in sync.
+TESTS="getset.t incrdecr.t cas.t noreply.t flush-all.t expirations.t touch.t getandtouch.t flags.t multiversioning.t bogus-commands.t quit.t issue_3.t issue_108.t issue_152.t issue_68.t issue_70.t malicious-commands.t issue_41.t chunked-items.t issue_104.t binary.t binary-get.t issue_192.t metaget.t"
 
 LOG=$(mktemp)
 target/release/shoal -p 0 -t 2 2>"$LOG" &
@@ -39,6 +39,9 @@ done
 [ -n "$ADDR" ] || { cat "$LOG"; echo "FAIL: shoal did not start"; exit 1; }
 echo "shoal at $ADDR"
 "$SHARED/memcached-t/run-memcached-t.sh" "$ADDR" --tests "$TESTS"
+
+echo "== real clients: pymemcache (ascii), pylibmc (binary), python-binary-memcached (binary) =="
+scripts/client-tests.sh "$ADDR"
 
 echo "== load smoke: mc-load (bounded: 5 s) against the same shoal =="
 target/release/mc-load --server "$ADDR" --conns 8 --pipeline 16 --ratio 1:10 --seconds 5

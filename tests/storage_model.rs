@@ -15,22 +15,51 @@ const MIB: usize = 1 << 20;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Set { key: u8, value: Vec<u8>, flags: u32, ttl: u8 },
-    Append { key: u8, tail: Vec<u8> },
-    SetWithCas { key: u8, cas: u64 },
-    Get { key: u8 },
-    Peek { key: u8 },
-    Delete { key: u8 },
-    Touch { key: u8, ttl: u8 },
-    Stale { key: u8, on: bool },
-    Flush { delay: u8 },
-    Maintain { max: u8 },
-    Advance { secs: u8 },
+    Set {
+        key: u8,
+        value: Vec<u8>,
+        flags: u32,
+        ttl: u8,
+    },
+    Append {
+        key: u8,
+        tail: Vec<u8>,
+    },
+    SetWithCas {
+        key: u8,
+        cas: u64,
+    },
+    Get {
+        key: u8,
+    },
+    Peek {
+        key: u8,
+    },
+    Delete {
+        key: u8,
+    },
+    Touch {
+        key: u8,
+        ttl: u8,
+    },
+    Stale {
+        key: u8,
+        on: bool,
+    },
+    Flush {
+        delay: u8,
+    },
+    Maintain {
+        max: u8,
+    },
+    Advance {
+        secs: u8,
+    },
 }
 
 fn key_bytes(k: u8) -> Vec<u8> {
     // Mix short and long keys; all distinct.
-    if k % 3 == 0 {
+    if k.is_multiple_of(3) {
         vec![b'k', k]
     } else {
         let mut v = format!("key-{k:03}-").into_bytes();

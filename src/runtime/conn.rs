@@ -10,7 +10,9 @@
 use super::core::Core;
 use super::mesh::{Batch, RemoteOp, Replies};
 use crate::exec::{self, ascii as run};
+use crate::exec::binary as run_binary;
 use crate::protocol::ascii::{encode, AsciiParser, Parsed};
+use crate::protocol::binary::{self as bin, BinCommand, BinParsed, BinRequest, BinaryParser};
 use crate::protocol::meta::MetaCmd;
 use crate::protocol::{reply, Command, Request};
 use bytes::{BufMut, BytesMut};
@@ -40,6 +42,29 @@ enum Flow {
     Close,
 }
 
+/// The connection's protocol, chosen by its first byte (X-11: 0x80 = binary).
+enum Wire {
+    Undetected,
+    Ascii(AsciiParser),
+    Binary(BinaryParser),
+}
+
+/// One step of parsing, whatever the protocol.
+enum Next {
+    Ascii(Request),
+    Binary(BinRequest),
+    Incomplete,
+    /// Bytes to send; `close` hangs up afterwards.
+    Reply { bytes: Reply, close: bool },
+    Silent,
+    Close,
+}
+
+enum Reply {
+    Static(&'static [u8]),
+    Owned(BytesMut),
+}
+
 /// Where a forwarded op's reply goes: at byte `pos` of `out`.
 struct Splice {
     pos: usize,
@@ -51,7 +76,7 @@ struct Conn {
     core: Rc<Core>,
     id: usize,
     rx: LocalReceiver<Replies>,
-    parser: AsciiParser,
+    wire: Wire,
     out: BytesMut,
     /// Ops per destination core for the current batch.
     batches: Vec<Vec<RemoteOp>>,
@@ -62,10 +87,8 @@ pub async fn serve(core: Rc<Core>, mut stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let (tx, rx) = local_channel::new_unbounded();
     let id = core.waiters.borrow_mut().insert(tx);
-    let mut parser = AsciiParser::new(core.server.config.item_size_max);
-    parser.set_shutdown_enabled(core.server.settings.enable_shutdown);
     let mut conn = Conn {
-        parser,
+        wire: Wire::Undetected,
         out: BytesMut::with_capacity(4096),
         batches: (0..core.n).map(|_| Vec::new()).collect(),
         splices: Vec::new(),
@@ -119,21 +142,28 @@ impl Conn {
             let mut more = false;
             let mut handled = 0;
             loop {
-                match self.parser.parse(rbuf) {
-                    Parsed::Request(req) => {
-                        handled += 1;
-                        if self.handle(req, now).await == Flow::Close {
-                            flow = Flow::Close;
-                            break;
+                let step = match self.next(rbuf) {
+                    Next::Ascii(req) => self.handle(req, now).await,
+                    Next::Binary(req) => self.handle_binary(req, now).await,
+                    Next::Incomplete => break,
+                    Next::Reply { bytes, close } => {
+                        match bytes {
+                            Reply::Static(b) => self.out.put_slice(b),
+                            Reply::Owned(b) => self.out.put_slice(&b),
+                        }
+                        if close {
+                            Flow::Close
+                        } else {
+                            Flow::Continue
                         }
                     }
-                    Parsed::Incomplete => break,
-                    Parsed::Error(line) => self.out.put_slice(line),
-                    Parsed::Silent => {}
-                    Parsed::Close => {
-                        flow = Flow::Close;
-                        break;
-                    }
+                    Next::Silent => Flow::Continue,
+                    Next::Close => Flow::Close,
+                };
+                handled += 1;
+                if step == Flow::Close {
+                    flow = Flow::Close;
+                    break;
                 }
                 if handled >= MAX_BATCH || self.out.len() >= OUT_HIGH_WATER {
                     more = true;
@@ -157,6 +187,90 @@ impl Conn {
             }
             self.core.stats.conn_yields.incr();
             glommio::yield_if_needed().await;
+        }
+    }
+
+    /// Parses the next request with the connection's protocol, detecting it
+    /// on the first byte.
+    fn next(&mut self, rbuf: &mut BytesMut) -> Next {
+        if let Wire::Undetected = self.wire {
+            let Some(&first) = rbuf.first() else { return Next::Incomplete };
+            let max = self.core.server.config.item_size_max;
+            self.wire = if first == bin::header::REQ_MAGIC {
+                Wire::Binary(BinaryParser::new(max))
+            } else {
+                let mut p = AsciiParser::new(max);
+                p.set_shutdown_enabled(self.core.server.settings.enable_shutdown);
+                Wire::Ascii(p)
+            };
+        }
+        match &mut self.wire {
+            Wire::Undetected => Next::Incomplete,
+            Wire::Ascii(p) => match p.parse(rbuf) {
+                Parsed::Request(r) => Next::Ascii(r),
+                Parsed::Incomplete => Next::Incomplete,
+                Parsed::Error(line) => Next::Reply { bytes: Reply::Static(line), close: false },
+                Parsed::Silent => Next::Silent,
+                Parsed::Close => Next::Close,
+            },
+            Wire::Binary(p) => match p.parse(rbuf) {
+                BinParsed::Request(r) => Next::Binary(r),
+                BinParsed::Incomplete => Next::Incomplete,
+                BinParsed::Error(b) => Next::Reply { bytes: Reply::Owned(b), close: false },
+                BinParsed::ErrorClose(b) => Next::Reply { bytes: Reply::Owned(b), close: true },
+            },
+        }
+    }
+
+    /// One binary request: key-addressed ones run on their owner core,
+    /// server-wide ones here (protocol.md §1.7).
+    async fn handle_binary(&mut self, req: BinRequest, now: u32) -> Flow {
+        let core = self.core.clone();
+        if let Some(key) = req.key_for_routing() {
+            let owner = core.owner(key);
+            if owner == core.id {
+                run_binary::execute(&mut core.shard.borrow_mut(), &req, now, &mut self.out);
+            } else {
+                self.forward(owner, RemoteOp::Binary(req));
+            }
+            return Flow::Continue;
+        }
+        match req.cmd {
+            BinCommand::Quit => {
+                bin::encode::quit(&mut self.out, &req);
+                return Flow::Close;
+            }
+            BinCommand::Flush { delay } => {
+                if core.server.settings.disable_flush_all {
+                    bin::encode::flush_disabled(&mut self.out, &req);
+                } else {
+                    self.flush_all(delay as i64, now);
+                    bin::encode::flush(&mut self.out, &req);
+                }
+            }
+            BinCommand::Noop => bin::encode::noop(&mut self.out, &req),
+            BinCommand::Version => bin::encode::version(&mut self.out, &req, env!("CARGO_PKG_VERSION")),
+            BinCommand::Stat => {
+                // Earlier forwarded ops must land before we read the counters.
+                self.round().await;
+                run_binary::stat(&core.server.config, &req, &mut self.out);
+            }
+            // No authentication in open mode: memcached built without SASL
+            // answers these as unknown commands.
+            _ => bin::encode::unknown_command(&mut self.out, &req),
+        }
+        Flow::Continue
+    }
+
+    /// flush_all on every core: here at once, on the others in order behind
+    /// this connection's earlier forwarded ops.
+    fn flush_all(&mut self, delay: i64, now: u32) {
+        let core = self.core.clone();
+        core.stats.cmd_flush.incr();
+        let at = exec::flush_time(delay, now);
+        core.shard.borrow_mut().flush(at, now);
+        for dest in (0..core.n).filter(|d| *d != core.id) {
+            self.forward(dest, RemoteOp::Flush { at });
         }
     }
 
@@ -235,18 +349,15 @@ impl Conn {
                 self.out.put_slice(reply::END);
             }
             Command::FlushAll { delay } => {
-                core.stats.cmd_flush.incr();
                 if core.server.settings.disable_flush_all {
+                    // memcached counts a refused flush_all too.
+                    core.stats.cmd_flush.incr();
                     if !req.noreply {
                         self.out.put_slice(reply::CLIENT_ERROR_FLUSH_NOT_ALLOWED);
                     }
                     return Flow::Continue;
                 }
-                let at = exec::flush_time(delay, now);
-                core.shard.borrow_mut().flush(at, now);
-                for dest in (0..core.n).filter(|d| *d != core.id) {
-                    self.forward(dest, RemoteOp::Flush { at });
-                }
+                self.flush_all(delay, now);
                 if !req.noreply {
                     self.out.put_slice(reply::OK);
                 }

@@ -11,6 +11,8 @@ use bytes::{Bytes, BytesMut};
 pub enum RemoteOp {
     /// A single-key request (set, delete, incr, …) executed as-is.
     Single(Request),
+    /// A key-addressed binary request.
+    Binary(crate::protocol::binary::BinRequest),
     /// One key of a multi-key get; the reply is its VALUE block or nothing.
     GetKey { key: Bytes, with_cas: bool, touch: Option<i64> },
     /// flush_all reaching every core; `at` is absolute server time.

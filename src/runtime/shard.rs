@@ -39,6 +39,7 @@ fn execute(core: &Core, batch: Batch) -> Replies {
     for op in batch.ops {
         match op {
             RemoteOp::Single(req) => ascii::execute(&mut shard, &req, now, &mut data),
+            RemoteOp::Binary(req) => crate::exec::binary::execute(&mut shard, &req, now, &mut data),
             RemoteOp::GetKey { key, with_cas, touch } => ascii::get_key(&mut shard, &key, with_cas, touch, now, &mut data),
             RemoteOp::Flush { at } => shard.flush(at, now),
             RemoteOp::MemLimit { bytes } => {

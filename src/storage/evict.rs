@@ -242,7 +242,10 @@ mod tests {
             for c in &mut cdf {
                 *c /= sum;
             }
-            Zipf { cdf, x: 0x2545_F491_4F6C_DD1D }
+            Zipf {
+                cdf,
+                x: 0x2545_F491_4F6C_DD1D,
+            }
         }
 
         fn next(&mut self) -> u64 {
@@ -256,7 +259,13 @@ mod tests {
     }
 
     /// Hit ratio of get-or-set on a store of `limit` bytes (16 B keys, 100 B values).
-    fn store_hit_ratio(keep_pct: usize, limit: usize, alpha: f64, keys: usize, ops: usize) -> (f64, u64) {
+    fn store_hit_ratio(
+        keep_pct: usize,
+        limit: usize,
+        alpha: f64,
+        keys: usize,
+        ops: usize,
+    ) -> (f64, u64) {
         let mut s = Store::new(StoreConfig {
             memory_limit: limit,
             item_size_max: 1 << 20,
@@ -326,7 +335,10 @@ mod tests {
                     items = n;
                     line += &format!("  keep {keep}% {:.2}%", h * 100.0);
                 }
-                line += &format!("  | LRU({items} items) {:.2}%", lru_hit_ratio(items as usize, alpha, keys, ops) * 100.0);
+                line += &format!(
+                    "  | LRU({items} items) {:.2}%",
+                    lru_hit_ratio(items as usize, alpha, keys, ops) * 100.0
+                );
                 eprintln!("{line}");
             }
         }

@@ -216,7 +216,13 @@ fn on_path(nodes: &[Node], mut idx: usize, bucket: usize) -> bool {
 
 /// Moves each element on the path one step towards the leaf's free slot, then stores `entry`
 /// in the root's freed slot.
-fn execute_path(buckets: &mut [Bucket], nodes: &[Node], mut idx: usize, mut free: usize, entry: u64) {
+fn execute_path(
+    buckets: &mut [Bucket],
+    nodes: &[Node],
+    mut idx: usize,
+    mut free: usize,
+    entry: u64,
+) {
     loop {
         let node = nodes[idx];
         if node.parent == ROOT {
@@ -224,7 +230,8 @@ fn execute_path(buckets: &mut [Bucket], nodes: &[Node], mut idx: usize, mut free
             return;
         }
         let parent = nodes[node.parent as usize];
-        buckets[node.bucket as usize].0[free] = buckets[parent.bucket as usize].0[node.slot as usize];
+        buckets[node.bucket as usize].0[free] =
+            buckets[parent.bucket as usize].0[node.slot as usize];
         free = node.slot as usize;
         idx = node.parent as usize;
     }
@@ -541,7 +548,10 @@ impl Index {
                     assert_eq!(s >> FP_SHIFT, fingerprint(h));
                     assert_eq!(self.table_of(fingerprint(h)), t, "entry in wrong sub-table");
                     let b1 = home(fingerprint(h), n);
-                    assert!(b == b1 || b == alt(b1, fingerprint(h), n), "entry in wrong bucket");
+                    assert!(
+                        b == b1 || b == alt(b1, fingerprint(h), n),
+                        "entry in wrong bucket"
+                    );
                 }
             }
             assert_eq!(c, table.count as usize);
@@ -565,7 +575,7 @@ mod tests {
 
     fn insert(ix: &mut Index, i: u64) {
         loop {
-            if let Some(_) = ix.growth_needed(h(i)) {
+            if ix.growth_needed(h(i)).is_some() {
                 ix.grow(h(i));
             }
             if ix.insert(h(i), i) {

@@ -257,7 +257,8 @@ pub(crate) fn key_eq(item: &[u8], key: &[u8]) -> bool {
     let n = key.len();
     if n >= 8 {
         // Two overlapping 8-byte words cover keys of 8..=16 bytes; longer keys loop.
-        let word = |b: &[u8], i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
+        let word =
+            |b: &[u8], i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
         let mut i = 0;
         while i + 8 < n {
             if word(stored, i) != word(key, i) {
@@ -357,7 +358,17 @@ mod tests {
 
     #[test]
     fn varint_roundtrip() {
-        for v in [0u64, 1, 127, 128, 300, 16383, 16384, u32::MAX as u64, u64::MAX] {
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            300,
+            16383,
+            16384,
+            u32::MAX as u64,
+            u64::MAX,
+        ] {
             let mut buf = [0u8; 10];
             let n = put_varint(&mut buf, v);
             assert_eq!(n, varint_len(v));

@@ -8,7 +8,7 @@
 //! regions of memory so it can always free contiguous room for the largest item.
 //!
 //! An item's *address* is `segment id << shift | byte offset`, with `1 << shift` the full segment
-//! size; it fits the index's 40-bit location field (1 TiB per shard).
+//! size; it fits the index's 37-bit location field (128 GiB per shard).
 
 use std::collections::VecDeque;
 
@@ -172,8 +172,11 @@ impl Segments {
                 cap.max(4) * elem
             }
         };
-        grow(self.slots.len(), self.slots.capacity(), std::mem::size_of::<Option<Segment>>())
-            + grow(self.fifo.len(), self.fifo.capacity(), 4)
+        grow(
+            self.slots.len(),
+            self.slots.capacity(),
+            std::mem::size_of::<Option<Segment>>(),
+        ) + grow(self.fifo.len(), self.fifo.capacity(), 4)
             + grow(self.pool.len(), self.pool.capacity(), 4)
     }
 
@@ -184,7 +187,10 @@ impl Segments {
 
     #[inline]
     pub fn split(&self, addr: u64) -> (u32, usize) {
-        ((addr >> self.shift) as u32, (addr & ((1 << self.shift) - 1)) as usize)
+        (
+            (addr >> self.shift) as u32,
+            (addr & ((1 << self.shift) - 1)) as usize,
+        )
     }
 
     #[inline]
@@ -382,7 +388,7 @@ mod tests {
             assert!(a <= LOC_MASK);
             assert_eq!(s.split(a), (id, off));
         }
-        assert_eq!(s.max_segments(), 1 << 20);
+        assert_eq!(s.max_segments(), 1 << 17); // 128 GiB of 1 MiB segments
     }
 
     #[test]

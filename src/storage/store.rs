@@ -9,8 +9,8 @@ use super::cas::CasSeq;
 use super::compact::Compaction;
 use super::index::{Index, SlotRef};
 use super::item::{
-    self, CasField, Header, View, ACCESS_OFF, DEAD, EXPTIME_OFF, FETCHED,
-    HAS_EXP, ITEM_SIZE_ALLOWANCE, MAX_KEY_LEN, META_BITS, STALE, WIN,
+    self, CasField, Header, View, ACCESS_OFF, DEAD, EXPTIME_OFF, FETCHED, HAS_EXP,
+    ITEM_SIZE_ALLOWANCE, MAX_KEY_LEN, META_BITS, STALE, WIN,
 };
 use super::segment::{Segment, Segments, DEFAULT_SEGMENT, UNSET};
 use super::{ItemRef, StoreConfig, StoreError, StoreStats};
@@ -284,8 +284,7 @@ impl Store {
     #[inline]
     pub(super) fn find(&self, h: u64, key: &[u8]) -> Option<SlotRef> {
         let segs = &self.segs;
-        self.index
-            .find(h, |loc| item::key_eq(segs.item(loc), key))
+        self.index.find(h, |loc| item::key_eq(segs.item(loc), key))
     }
 
     /// Finds a live item; an expired one is removed on the way (lazy expiry).
@@ -411,7 +410,12 @@ impl Store {
     /// The CAS field to write for `spec` at offset `off` of `seg`, setting the page base if this
     /// is the page's first counter item.
     #[inline]
-    pub(super) fn cas_field(cas: &CasSeq, seg: &mut Segment, off: usize, spec: CasSpec) -> CasField {
+    pub(super) fn cas_field(
+        cas: &CasSeq,
+        seg: &mut Segment,
+        off: usize,
+        spec: CasSpec,
+    ) -> CasField {
         match spec {
             CasSpec::Counter(c) => {
                 let base = &mut seg.page_base[Segment::page_of(off)];

@@ -136,7 +136,10 @@ fn size_limits_mirror_memcached() {
     assert!(s.set(b"big", &[&ok], 0, 0, 2).is_ok());
     assert_eq!(s.get(b"big", 2).unwrap().value.len(), MIB - 1024);
     let too_big = vec![b'x'; MIB];
-    assert_eq!(s.set(b"big", &[&too_big], 0, 0, 2), Err(StoreError::TooLarge));
+    assert_eq!(
+        s.set(b"big", &[&too_big], 0, 0, 2),
+        Err(StoreError::TooLarge)
+    );
     // The failed set left the old item alone.
     assert_eq!(s.get(b"big", 2).unwrap().value.len(), MIB - 1024);
     let exact = vec![b'x'; MIB - 50 - 3];
@@ -144,7 +147,10 @@ fn size_limits_mirror_memcached() {
     let over = vec![b'x'; MIB - 50 - 2];
     assert_eq!(s.set(b"key", &[&over], 0, 0, 2), Err(StoreError::TooLarge));
     let long_key = vec![b'k'; 251];
-    assert_eq!(s.set(&long_key, &[b"v"], 0, 0, 2), Err(StoreError::TooLarge));
+    assert_eq!(
+        s.set(&long_key, &[b"v"], 0, 0, 2),
+        Err(StoreError::TooLarge)
+    );
     assert!(s.get(&long_key, 2).is_none());
     assert!(!s.delete(&long_key, 2));
     let max_key = vec![b'k'; 250];
@@ -300,7 +306,8 @@ fn tiny_store_holds_max_size_items() {
         assert_eq!(s.get(&i.to_le_bytes(), 2).unwrap().value.len(), big.len());
         // Mixed with small items.
         for j in 0..100u32 {
-            s.set(&(1000 + j).to_le_bytes(), &[b"small"], 0, 0, 2).unwrap();
+            s.set(&(1000 + j).to_le_bytes(), &[b"small"], 0, 0, 2)
+                .unwrap();
         }
         s.check_invariants();
     }
@@ -317,19 +324,27 @@ fn memory_bound_holds_under_churn() {
             x ^= x >> 7;
             x ^= x << 17;
             let key = (x % 50_000).to_le_bytes();
-            let len = if x % 100 == 0 { (x % 60_000) as usize } else { (x % 300) as usize };
+            let len = if x.is_multiple_of(100) {
+                (x % 60_000) as usize
+            } else {
+                (x % 300) as usize
+            };
             let v = vec![(x & 0xff) as u8; len];
             match s.set(&key, &[&v], 0, 0, 2) {
                 Ok(_) => {}
                 Err(StoreError::NoMemory) => assert!(limit < MIB),
                 Err(e) => panic!("{e:?}"),
             }
-            if x % 3 == 0 {
+            if x.is_multiple_of(3) {
                 if let Some(it) = s.get(&key, 2) {
                     assert!(it.value.iter().all(|&b| b == it.value[0]));
                 }
             }
-            assert!(s.mem_used() <= limit + MEMORY_SLACK, "{} > {limit}", s.mem_used());
+            assert!(
+                s.mem_used() <= limit + MEMORY_SLACK,
+                "{} > {limit}",
+                s.mem_used()
+            );
             if i % 20_000 == 0 {
                 s.check_invariants();
             }
@@ -338,8 +353,21 @@ fn memory_bound_holds_under_churn() {
         assert!(s.stats().evictions > 0);
         // The budget is actually used.
         if s.mem_used() <= limit * 3 / 4 {
-            let caps: Vec<(usize, u32, u32)> = s.segs.fifo_ids().map(|id| { let g = s.segs.get(id); (g.cap(), g.len, g.live_items) }).collect();
-            eprintln!("limit {limit} used {} index {} segs {:?} pool {}", s.mem_used(), s.index.bytes(), caps, s.segs.pool_len());
+            let caps: Vec<(usize, u32, u32)> = s
+                .segs
+                .fifo_ids()
+                .map(|id| {
+                    let g = s.segs.get(id);
+                    (g.cap(), g.len, g.live_items)
+                })
+                .collect();
+            eprintln!(
+                "limit {limit} used {} index {} segs {:?} pool {}",
+                s.mem_used(),
+                s.index.bytes(),
+                caps,
+                s.segs.pool_len()
+            );
         }
         assert!(s.mem_used() > limit * 3 / 4, "{} of {limit}", s.mem_used());
     }
@@ -356,7 +384,10 @@ fn hot_items_survive_eviction() {
         s.set(&i.to_le_bytes(), &[&v], 0, 0, 2).unwrap();
         if i % 1000 == 0 {
             for h in 0..100u32 {
-                assert!(s.get(&h.to_le_bytes(), 2).is_some(), "hot key {h} evicted at {i}");
+                assert!(
+                    s.get(&h.to_le_bytes(), 2).is_some(),
+                    "hot key {h} evicted at {i}"
+                );
             }
         }
     }
@@ -378,7 +409,10 @@ fn cas_and_meta_survive_compaction() {
         if i % 500 == 0 {
             for (h, &cas) in hot.iter().enumerate() {
                 let it = s.get(&(h as u32).to_le_bytes(), 3).unwrap();
-                assert_eq!((it.cas, it.flags, it.exptime, it.win), (cas, h as u32, 1_000_000, true));
+                assert_eq!(
+                    (it.cas, it.flags, it.exptime, it.win),
+                    (cas, h as u32, 1_000_000, true)
+                );
             }
         }
     }
@@ -458,14 +492,17 @@ fn paused_compaction_is_invisible_to_operations() {
             0..=6 => {
                 let len = (x >> 20) as usize % 120;
                 let fill = (i % 251) as u8;
-                let exp = if x % 5 == 0 { now + 50 } else { 0 };
+                let exp = if x.is_multiple_of(5) { now + 50 } else { 0 };
                 let cas = s.set(&key, &[&vec![fill; len]], k, exp, now).unwrap();
                 model.insert(k, (fill, len, cas, exp));
             }
             7..=11 => {
                 if let Some(it) = s.get(&key, now) {
                     let (fill, len, cas, exp) = model[&k];
-                    assert_eq!((it.value.len(), it.cas, it.flags, it.exptime), (len, cas, k, exp));
+                    assert_eq!(
+                        (it.value.len(), it.cas, it.flags, it.exptime),
+                        (len, cas, k, exp)
+                    );
                     assert!(it.value.iter().all(|&b| b == fill));
                 }
             }
@@ -491,6 +528,9 @@ fn paused_compaction_is_invisible_to_operations() {
         }
     }
     s.check_invariants();
-    assert!(paused_seen > 1000, "compaction was paced over stores ({paused_seen})");
+    assert!(
+        paused_seen > 1000,
+        "compaction was paced over stores ({paused_seen})"
+    );
     assert!(s.stats().evictions > 0);
 }

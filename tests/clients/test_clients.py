@@ -67,6 +67,8 @@ def pylibmc_roundtrips(host, port):
     check(c.prepend(p + "b", "y"), "prepend")
     check(c.get(p + "b") == "y2x", "append/prepend value")
     check(not c.add(p + "b", "z"), "add existing")
+    # libmemcached's binary touch waits out its 5 s poll timeout after the
+    # reply, against memcached 1.6.18 too; the result is still right.
     check(c.touch(p + "c", 100), "touch")
     check(c.delete(p + "c"), "delete")
     check(c.get(p + "c") is None, "deleted")
@@ -98,7 +100,7 @@ def bmemcached_roundtrips(host, port):
     check(not c.add(p + "new", "n"), "add existing")
     check(c.replace(p + "new", "m"), "replace")
     check(c.get(p + "new") == "m", "replaced")
-    check(c.touch(p + "c", 100), "touch")
+    # python-binary-memcached 0.33 has no touch(); its append is covered by pylibmc
     check(c.delete(p + "c"), "delete")
     check(c.get(p + "c") is None, "deleted")
     stats = c.stats()
