@@ -317,4 +317,9 @@ impl Compaction {
     fn kept(&self) -> usize {
         self.w
     }
+
+    /// Bytes of the segment (of length `len`) not yet examined.
+    pub fn remaining(&self, len: usize) -> usize {
+        len.saturating_sub(self.walk.frontier())
+    }
 }

@@ -137,10 +137,15 @@ impl Store {
             }
         }
         let Some(c) = &self.compaction else { return };
-        // Items left ÷ sets left before the head is full (both estimated), at least one.
-        let left = self.segs.get(c.id).live_items as usize;
+        // Items left ÷ sets left before the head is full, both estimated, rounded up: finishing
+        // just in time matters, since space freed early sits idle and items evicted early
+        // could still have been hits. What is left when the head fills is done synchronously.
+        let seg = self.segs.get(c.id);
+        let avg_len = (seg.live_bytes as usize / (seg.live_items as usize).max(1)).max(1);
+        let items_left = c.remaining(seg.len as usize).div_ceil(avg_len);
         let head_free = self.segs.head().map_or(0, |h| self.segs.get(h).free());
-        let per_set = (left * n.max(1) / head_free.max(1) + 1).min(MAX_PACED_ITEMS);
+        let sets_left = (head_free / n.max(1)).max(1);
+        let per_set = items_left.div_ceil(sets_left).clamp(1, MAX_PACED_ITEMS);
         self.compact_step(per_set, now);
     }
 
@@ -174,13 +179,25 @@ impl Store {
     }
 
     /// Returns at least `need` bytes of segment memory to the budget while keeping recently
-    /// used items: frees a pooled (empty) segment, or compacts the oldest segment (second
-    /// chance, as for any eviction) and shrinks its buffer; a segment too small to shrink is
-    /// freed with its items. With `spare_head`, the write head (holding the item just stored) is
+    /// used items: frees a pooled (empty) segment, trims unused space off the write head (or a
+    /// compacted segment waiting its turn), or else compacts the oldest segment (second chance,
+    /// as for any eviction) and shrinks its buffer; a segment too small to shrink is freed with
+    /// its items. With `spare_head`, the write head (holding the item just stored) is
     /// left alone. False when nothing could be released.
     pub(super) fn release_memory(&mut self, need: usize, spare_head: bool) -> bool {
         if self.segs.free_one_pooled() {
             return true;
+        }
+        let need = need.next_multiple_of(PAGE_SIZE);
+        // Cheapest: cut unused tail space off the write head, or off a compacted segment
+        // waiting to become the head (only their free tails shrink; no item moves).
+        let waiting = self.compaction.as_ref().filter(|c| c.done).map(|c| c.id);
+        for id in self.segs.head().into_iter().chain(waiting) {
+            let seg = self.segs.get(id);
+            if seg.free() >= need && seg.cap() - need >= MIN_SEGMENT {
+                self.segs.shrink(id, seg.cap() - need);
+                return true;
+            }
         }
         let Some(victim) = self.segs.oldest() else {
             return false;
@@ -189,7 +206,6 @@ impl Store {
             return false;
         }
         let cap = self.segs.get(victim).cap();
-        let need = need.next_multiple_of(PAGE_SIZE);
         if cap < need + MIN_SEGMENT {
             self.evict_and_free(victim, self.now);
             return true;

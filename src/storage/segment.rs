@@ -234,11 +234,6 @@ impl Segments {
         self.fifo.front().copied()
     }
 
-    #[cfg(test)]
-    pub fn pool_len(&self) -> usize {
-        self.pool.len()
-    }
-
     /// Ids of segments in the FIFO, oldest first.
     #[cfg(test)]
     pub fn fifo_ids(&self) -> impl Iterator<Item = u32> + '_ {

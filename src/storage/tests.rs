@@ -340,11 +340,7 @@ fn memory_bound_holds_under_churn() {
                     assert!(it.value.iter().all(|&b| b == it.value[0]));
                 }
             }
-            assert!(
-                s.mem_used() <= limit,
-                "{} > {limit}",
-                s.mem_used()
-            );
+            assert!(s.mem_used() <= limit, "{} > {limit}", s.mem_used());
             if i % 20_000 == 0 {
                 s.check_invariants();
             }

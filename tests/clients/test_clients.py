@@ -5,6 +5,7 @@ usage: python3 tests/clients/test_clients.py HOST:PORT
 Each client does set/get/multi-get/cas/incr/decr/append/touch/delete/flush
 round trips; any mismatch raises and the script exits non-zero.
 """
+import struct
 import sys
 import time
 
@@ -79,6 +80,17 @@ def pylibmc_roundtrips(host, port):
     check(c.get(p + "a") is None, "flushed")
 
 
+def bm_raw(client, opcode, key, extras=b"", value=b""):
+    """One binary request over a bmemcached client's connection; returns its
+    parsed response (magic, opcode, keylen, extlen, datatype, status, ...)."""
+    server = next(iter(client.servers))
+    k = key.encode()
+    header = struct.pack("!BBHBBHLLQ", 0x80, opcode, len(k), len(extras), 0, 0,
+                         len(extras) + len(k) + len(value), 0, 0)
+    server._send(header + extras + k + value)
+    return server._get_response()
+
+
 def bmemcached_roundtrips(host, port):
     import bmemcached
 
@@ -100,7 +112,12 @@ def bmemcached_roundtrips(host, port):
     check(not c.add(p + "new", "n"), "add existing")
     check(c.replace(p + "new", "m"), "replace")
     check(c.get(p + "new") == "m", "replaced")
-    # python-binary-memcached 0.33 has no touch(); its append is covered by pylibmc
+    # python-binary-memcached 0.33 has no append()/touch(): send those two
+    # frames through the client's own connection and response reader.
+    check(bm_raw(c, 0x0E, p + "b", value=b"x")[5] == 0, "append")
+    check(c.get(p + "b") == "2x", "appended value")
+    check(bm_raw(c, 0x1C, p + "c", extras=struct.pack("!L", 100))[5] == 0, "touch")
+    check(bm_raw(c, 0x1C, p + "gone", extras=struct.pack("!L", 100))[5] == 1, "touch miss")
     check(c.delete(p + "c"), "delete")
     check(c.get(p + "c") is None, "deleted")
     stats = c.stats()
