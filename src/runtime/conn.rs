@@ -9,8 +9,8 @@
 
 use super::core::Core;
 use super::mesh::{Batch, RemoteOp, Replies};
-use crate::exec::{self, ascii as run};
 use crate::exec::binary as run_binary;
+use crate::exec::{self, ascii as run};
 use crate::protocol::ascii::{encode, AsciiParser, Parsed};
 use crate::protocol::binary::{self as bin, BinCommand, BinParsed, BinRequest, BinaryParser};
 use crate::protocol::meta::MetaCmd;
@@ -26,6 +26,8 @@ use std::sync::atomic::Ordering;
 const MAX_BATCH: usize = 256;
 /// Reply bytes produced before they are written.
 const OUT_HIGH_WATER: usize = 1 << 20;
+/// Reply buffer reserved when a batch starts.
+const OUT_INITIAL: usize = 4096;
 /// Read buffer: start small (idle connections are cheap), grow for big values.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -55,7 +57,10 @@ enum Next {
     Binary(BinRequest),
     Incomplete,
     /// Bytes to send; `close` hangs up afterwards.
-    Reply { bytes: Reply, close: bool },
+    Reply {
+        bytes: Reply,
+        close: bool,
+    },
     Silent,
     Close,
 }
@@ -89,7 +94,7 @@ pub async fn serve(core: Rc<Core>, mut stream: TcpStream) {
     let id = core.waiters.borrow_mut().insert(tx);
     let mut conn = Conn {
         wire: Wire::Undetected,
-        out: BytesMut::with_capacity(4096),
+        out: BytesMut::new(),
         batches: (0..core.n).map(|_| Vec::new()).collect(),
         splices: Vec::new(),
         core: core.clone(),
@@ -105,13 +110,14 @@ pub async fn serve(core: Rc<Core>, mut stream: TcpStream) {
         if conn.drain(&mut stream, &mut rbuf).await == Flow::Close {
             break;
         }
-        // Give memory back after a big value or multiget.
-        if rbuf.is_empty() && rbuf.capacity() > 4 * READ_CHUNK {
+        // An idle connection holds no buffers (memcached's rbuf_release):
+        // with tens of thousands of mostly idle clients the buffers, not the
+        // items, would dominate memory. Reallocating per batch costs far less
+        // than the syscalls around it.
+        if rbuf.is_empty() {
             rbuf = BytesMut::new();
         }
-        if conn.out.capacity() > OUT_HIGH_WATER {
-            conn.out = BytesMut::with_capacity(4096);
-        }
+        conn.out = BytesMut::new();
     }
     core.waiters.borrow_mut().remove(id);
     let _ = stream.close().await;
@@ -126,7 +132,8 @@ async fn read_more(stream: &mut TcpStream, rbuf: &mut BytesMut) -> std::io::Resu
     let spare = rbuf.spare_capacity_mut();
     // SAFETY: recv only writes into the slice; we expose exactly the bytes it
     // reports as written via set_len below.
-    let slice = unsafe { std::slice::from_raw_parts_mut(spare.as_mut_ptr() as *mut u8, spare.len()) };
+    let slice =
+        unsafe { std::slice::from_raw_parts_mut(spare.as_mut_ptr() as *mut u8, spare.len()) };
     let n = stream.read(slice).await?;
     unsafe { rbuf.set_len(len + n) };
     Ok(n)
@@ -136,6 +143,7 @@ impl Conn {
     /// Parses and answers every complete request in `rbuf`, writing replies
     /// after each bounded batch.
     async fn drain(&mut self, stream: &mut TcpStream, rbuf: &mut BytesMut) -> Flow {
+        self.out.reserve(OUT_INITIAL);
         loop {
             let now = crate::clock::now();
             let mut flow = Flow::Continue;
@@ -194,7 +202,9 @@ impl Conn {
     /// on the first byte.
     fn next(&mut self, rbuf: &mut BytesMut) -> Next {
         if let Wire::Undetected = self.wire {
-            let Some(&first) = rbuf.first() else { return Next::Incomplete };
+            let Some(&first) = rbuf.first() else {
+                return Next::Incomplete;
+            };
             let max = self.core.server.config.item_size_max;
             self.wire = if first == bin::header::REQ_MAGIC {
                 Wire::Binary(BinaryParser::new(max))
@@ -209,15 +219,24 @@ impl Conn {
             Wire::Ascii(p) => match p.parse(rbuf) {
                 Parsed::Request(r) => Next::Ascii(r),
                 Parsed::Incomplete => Next::Incomplete,
-                Parsed::Error(line) => Next::Reply { bytes: Reply::Static(line), close: false },
+                Parsed::Error(line) => Next::Reply {
+                    bytes: Reply::Static(line),
+                    close: false,
+                },
                 Parsed::Silent => Next::Silent,
                 Parsed::Close => Next::Close,
             },
             Wire::Binary(p) => match p.parse(rbuf) {
                 BinParsed::Request(r) => Next::Binary(r),
                 BinParsed::Incomplete => Next::Incomplete,
-                BinParsed::Error(b) => Next::Reply { bytes: Reply::Owned(b), close: false },
-                BinParsed::ErrorClose(b) => Next::Reply { bytes: Reply::Owned(b), close: true },
+                BinParsed::Error(b) => Next::Reply {
+                    bytes: Reply::Owned(b),
+                    close: false,
+                },
+                BinParsed::ErrorClose(b) => Next::Reply {
+                    bytes: Reply::Owned(b),
+                    close: true,
+                },
             },
         }
     }
@@ -249,7 +268,9 @@ impl Conn {
                 }
             }
             BinCommand::Noop => bin::encode::noop(&mut self.out, &req),
-            BinCommand::Version => bin::encode::version(&mut self.out, &req, env!("CARGO_PKG_VERSION")),
+            BinCommand::Version => {
+                bin::encode::version(&mut self.out, &req, env!("CARGO_PKG_VERSION"))
+            }
             BinCommand::Stat => {
                 // Earlier forwarded ops must land before we read the counters.
                 self.round().await;
@@ -278,7 +299,11 @@ impl Conn {
     fn forward(&mut self, dest: usize, op: RemoteOp) {
         let index = self.batches[dest].len();
         self.batches[dest].push(op);
-        self.splices.push(Splice { pos: self.out.len(), dest, index });
+        self.splices.push(Splice {
+            pos: self.out.len(),
+            dest,
+            index,
+        });
     }
 
     /// Sends the pending batches, waits for every reply and splices them into
@@ -287,14 +312,20 @@ impl Conn {
         if self.splices.is_empty() {
             return;
         }
-        let Some(senders) = self.core.requests.as_ref() else { return };
+        let Some(senders) = self.core.requests.as_ref() else {
+            return;
+        };
         let mut expected = 0;
         for dest in 0..self.batches.len() {
             if self.batches[dest].is_empty() {
                 continue;
             }
             let ops = std::mem::take(&mut self.batches[dest]);
-            let batch = Batch { reply_to: self.core.reply_id, conn: self.id, ops };
+            let batch = Batch {
+                reply_to: self.core.reply_id,
+                conn: self.id,
+                ops,
+            };
             if senders.send_to(dest, batch).await.is_ok() {
                 expected += 1;
             }
@@ -316,7 +347,11 @@ impl Conn {
             merged.put_slice(&self.out[last..s.pos]);
             last = s.pos;
             if let Some(r) = &replies[s.dest] {
-                let start = if s.index == 0 { 0 } else { r.ends[s.index - 1] as usize };
+                let start = if s.index == 0 {
+                    0
+                } else {
+                    r.ends[s.index - 1] as usize
+                };
                 let end = r.ends.get(s.index).map_or(start, |e| *e as usize);
                 merged.put_slice(&r.data[start..end]);
             }
@@ -337,13 +372,31 @@ impl Conn {
             return Flow::Continue;
         }
         match req.cmd {
-            Command::Get { keys, with_cas, touch } => {
+            Command::Get {
+                keys,
+                with_cas,
+                touch,
+            } => {
                 for key in keys {
                     let owner = core.owner(&key);
                     if owner == core.id {
-                        run::get_key(&mut core.shard.borrow_mut(), &key, with_cas, touch, now, &mut self.out);
+                        run::get_key(
+                            &mut core.shard.borrow_mut(),
+                            &key,
+                            with_cas,
+                            touch,
+                            now,
+                            &mut self.out,
+                        );
                     } else {
-                        self.forward(owner, RemoteOp::GetKey { key, with_cas, touch });
+                        self.forward(
+                            owner,
+                            RemoteOp::GetKey {
+                                key,
+                                with_cas,
+                                touch,
+                            },
+                        );
                     }
                 }
                 self.out.put_slice(reply::END);
