@@ -12,3 +12,4 @@ pub mod protocol;
 pub mod runtime;
 pub mod stats;
 pub mod storage;
+pub mod tenancy;
