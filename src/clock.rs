@@ -25,7 +25,10 @@ fn epoch() -> &'static Epoch {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        Epoch { started: Instant::now(), unix_base: unix - 2 }
+        Epoch {
+            started: Instant::now(),
+            unix_base: unix - 2,
+        }
     })
 }
 
@@ -88,7 +91,10 @@ mod tests {
         assert_eq!(realtime(0, now), 0);
         assert_eq!(realtime(-1, now), 1);
         assert_eq!(realtime(10, now), now + 10);
-        assert_eq!(realtime(REALTIME_MAXDELTA, now), now + REALTIME_MAXDELTA as u32);
+        assert_eq!(
+            realtime(REALTIME_MAXDELTA, now),
+            now + REALTIME_MAXDELTA as u32
+        );
         // An absolute time in the past is expired; one in the future maps to the clock.
         assert_eq!(realtime(REALTIME_MAXDELTA + 1, now), 1);
         let future = unix_now() + 100;

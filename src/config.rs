@@ -96,7 +96,8 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         _ => (s, 1),
     };
     let n: usize = num.parse().map_err(|_| format!("invalid size '{s}'"))?;
-    n.checked_mul(mult).ok_or_else(|| format!("size '{s}' too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size '{s}' too large"))
 }
 
 impl Config {
@@ -104,12 +105,15 @@ impl Config {
     pub fn from_cli(cli: Cli) -> Result<Config, String> {
         let file = match &cli.config {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
                 toml::from_str::<FileConfig>(&text).map_err(|e| format!("{}: {e}", p.display()))?
             }
             None => FileConfig::default(),
         };
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         let threads = cli.threads.or(file.threads).unwrap_or(cores);
         if threads == 0 || threads > 256 {
             return Err("threads must be between 1 and 256".into());
@@ -125,15 +129,24 @@ impl Config {
             return Err("Cannot set item size limit higher than 1 gigabyte.".into());
         }
         let mb = cli.memory_limit.or(file.memory_limit).unwrap_or(64);
-        let memory_limit = (mb as usize).checked_mul(1024 * 1024).ok_or("memory limit too large")?;
+        let memory_limit = (mb as usize)
+            .checked_mul(1024 * 1024)
+            .ok_or("memory limit too large")?;
         Ok(Config {
             port: cli.port.or(file.port).unwrap_or(11211),
-            listen: cli.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1".into()),
+            listen: cli
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| "127.0.0.1".into()),
             memory_limit,
             conn_limit: cli.conn_limit.or(file.conn_limit).unwrap_or(1024).max(1),
             threads,
             item_size_max,
-            verbosity: if cli.verbose > 0 { cli.verbose } else { file.verbose.unwrap_or(0) },
+            verbosity: if cli.verbose > 0 {
+                cli.verbose
+            } else {
+                file.verbose.unwrap_or(0)
+            },
             enable_shutdown: cli.enable_shutdown || file.enable_shutdown.unwrap_or(false),
             disable_cas: cli.disable_cas || file.disable_cas.unwrap_or(false),
             disable_flush_all: cli.disable_flush_all || file.disable_flush_all.unwrap_or(false),
@@ -156,10 +169,17 @@ mod tests {
     #[test]
     fn defaults_and_file() {
         let c = Config::from_cli(Cli::default()).unwrap();
-        assert_eq!((c.port, c.listen.as_str(), c.memory_limit), (11211, "127.0.0.1", 64 << 20));
+        assert_eq!(
+            (c.port, c.listen.as_str(), c.memory_limit),
+            (11211, "127.0.0.1", 64 << 20)
+        );
         let dir = std::env::temp_dir().join(format!("shoal-cfg-{}", std::process::id()));
         std::fs::write(&dir, "port = 2222\nmemory-limit = 8\nthreads = 1\n").unwrap();
-        let cli = Cli { config: Some(dir.clone()), port: Some(3333), ..Cli::default() };
+        let cli = Cli {
+            config: Some(dir.clone()),
+            port: Some(3333),
+            ..Cli::default()
+        };
         let c = Config::from_cli(cli).unwrap();
         std::fs::remove_file(&dir).ok();
         assert_eq!((c.port, c.memory_limit, c.threads), (3333, 8 << 20, 1));

@@ -108,7 +108,13 @@ core_stats!(
 );
 
 /// Counters that `stats reset` must not zero (gauges).
-pub const GAUGES: &[&str] = &["curr_connections", "curr_items", "bytes", "limit_maxbytes", "mem_used"];
+pub const GAUGES: &[&str] = &[
+    "curr_connections",
+    "curr_items",
+    "bytes",
+    "limit_maxbytes",
+    "mem_used",
+];
 
 impl CoreStats {
     /// Copies a store's gauges into this core's counters.
@@ -190,7 +196,10 @@ mod tests {
     #[test]
     fn reset_keeps_gauges() {
         let r = Registry {
-            cores: vec![Arc::new(CoreStats::default()), Arc::new(CoreStats::default())],
+            cores: vec![
+                Arc::new(CoreStats::default()),
+                Arc::new(CoreStats::default()),
+            ],
             baseline: Mutex::new(Totals::default()),
         };
         r.cores[0].cmd_get.add(3);

@@ -50,10 +50,15 @@ fn pipelined_requests_answer_in_order(cores: usize) {
     let mut req = Vec::new();
     let mut expect = String::new();
     for i in 0..500 {
-        req.extend_from_slice(format!("set p{i} {i} 0 {}\r\n{i}\r\n", i.to_string().len()).as_bytes());
+        req.extend_from_slice(
+            format!("set p{i} {i} 0 {}\r\n{i}\r\n", i.to_string().len()).as_bytes(),
+        );
         expect.push_str("STORED\r\n");
         req.extend_from_slice(format!("get p{i}\r\n").as_bytes());
-        expect.push_str(&format!("VALUE p{i} {i} {}\r\n{i}\r\nEND\r\n", i.to_string().len()));
+        expect.push_str(&format!(
+            "VALUE p{i} {i} {}\r\n{i}\r\nEND\r\n",
+            i.to_string().len()
+        ));
         req.extend_from_slice(format!("incr p{i} 1\r\n").as_bytes());
         expect.push_str(&format!("{}\r\n", i + 1));
     }
@@ -92,9 +97,18 @@ fn gets_and_cas(cores: usize) {
         .collect();
     assert_eq!(cas.len(), 2);
     assert_ne!(cas[0], cas[1], "CAS unique per item");
-    assert_eq!(c.call(&format!("cas a 0 0 1 {}\r\nX\r\n", cas[0] + 1000)), "EXISTS\r\n");
-    assert_eq!(c.call(&format!("cas a 0 0 1 {}\r\nX\r\n", cas[0])), "STORED\r\n");
-    assert_eq!(c.call(&format!("cas a 0 0 1 {}\r\nY\r\n", cas[0])), "EXISTS\r\n");
+    assert_eq!(
+        c.call(&format!("cas a 0 0 1 {}\r\nX\r\n", cas[0] + 1000)),
+        "EXISTS\r\n"
+    );
+    assert_eq!(
+        c.call(&format!("cas a 0 0 1 {}\r\nX\r\n", cas[0])),
+        "STORED\r\n"
+    );
+    assert_eq!(
+        c.call(&format!("cas a 0 0 1 {}\r\nY\r\n", cas[0])),
+        "EXISTS\r\n"
+    );
     assert_eq!(c.get("a"), Some((0, b"X".to_vec())));
     // touch keeps the CAS unique
     c.send(b"gets b\r\n");
@@ -118,9 +132,18 @@ fn incr_decr(cores: usize) {
     assert_eq!(c.call("incr n 42\r\n"), "42\r\n");
     assert_eq!(c.get("n"), Some((0, b"42".to_vec())));
     assert_eq!(c.set("t", b"hi"), "STORED\r\n");
-    assert_eq!(c.call("incr t 1\r\n"), "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n");
-    assert_eq!(c.call("incr n abc\r\n"), "CLIENT_ERROR invalid numeric delta argument\r\n");
-    assert_eq!(c.call("decr n -1\r\n"), "CLIENT_ERROR invalid numeric delta argument\r\n");
+    assert_eq!(
+        c.call("incr t 1\r\n"),
+        "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
+    );
+    assert_eq!(
+        c.call("incr n abc\r\n"),
+        "CLIENT_ERROR invalid numeric delta argument\r\n"
+    );
+    assert_eq!(
+        c.call("decr n -1\r\n"),
+        "CLIENT_ERROR invalid numeric delta argument\r\n"
+    );
 }
 
 fn delete_touch_gat(cores: usize) {
@@ -132,12 +155,18 @@ fn delete_touch_gat(cores: usize) {
     assert_eq!(c.get("d"), None);
     assert_eq!(c.call("touch d 10\r\n"), "NOT_FOUND\r\n");
     assert_eq!(c.set("g", b"val"), "STORED\r\n");
-    assert_eq!(c.call("touch g abc\r\n"), "CLIENT_ERROR invalid exptime argument\r\n");
+    assert_eq!(
+        c.call("touch g abc\r\n"),
+        "CLIENT_ERROR invalid exptime argument\r\n"
+    );
     c.send(b"gat 100 g missing\r\n");
     assert_eq!(c.until_end(), "VALUE g 0 3\r\nval\r\nEND\r\n");
     c.send(b"gats 100 g\r\n");
     let l = c.until_end();
-    assert!(l.starts_with("VALUE g 0 3 ") && l.ends_with("\r\nval\r\nEND\r\n"), "{l:?}");
+    assert!(
+        l.starts_with("VALUE g 0 3 ") && l.ends_with("\r\nval\r\nEND\r\n"),
+        "{l:?}"
+    );
     let st = c.stats("");
     assert_eq!(st["touch_hits"], "2");
     assert_eq!(st["touch_misses"], "2");
@@ -156,7 +185,10 @@ fn expiry_relative_and_negative(cores: usize) {
     assert_eq!(c.get("abs"), None);
     assert_eq!(c.call("set short 0 1 1\r\nx\r\n"), "STORED\r\n");
     assert_eq!(c.call("set long 0 1000 1\r\ny\r\n"), "STORED\r\n");
-    assert!(eventually(Duration::from_secs(5), || c.get("short").is_none()), "relative TTL expires");
+    assert!(
+        eventually(Duration::from_secs(5), || c.get("short").is_none()),
+        "relative TTL expires"
+    );
     assert_eq!(c.get("long"), Some((0, b"y".to_vec())));
     // gat with a negative exptime expires the item
     c.send(b"gat -1 long\r\n");
@@ -176,10 +208,20 @@ fn flush_all_now_and_delayed(cores: usize) {
     }
     assert_eq!(c.set("later", b"v"), "STORED\r\n");
     assert_eq!(c.call("flush_all 2\r\n"), "OK\r\n");
-    assert_eq!(c.get("later"), Some((0, b"v".to_vec())), "delayed flush not yet");
-    assert!(eventually(Duration::from_secs(6), || c.get("later").is_none()), "delayed flush happens");
+    assert_eq!(
+        c.get("later"),
+        Some((0, b"v".to_vec())),
+        "delayed flush not yet"
+    );
+    assert!(
+        eventually(Duration::from_secs(6), || c.get("later").is_none()),
+        "delayed flush happens"
+    );
     c.send(b"flush_all noreply\r\n");
-    assert_eq!(c.call("flush_all bogus\r\n"), "CLIENT_ERROR invalid exptime argument\r\n");
+    assert_eq!(
+        c.call("flush_all bogus\r\n"),
+        "CLIENT_ERROR invalid exptime argument\r\n"
+    );
     assert_eq!(c.stats("")["cmd_flush"], "3");
 }
 
@@ -199,7 +241,10 @@ fn too_large_and_limits(cores: usize) {
     assert_eq!(c.set("big", &ok), "STORED\r\n");
     assert_eq!(c.get("big").map(|v| v.1.len()), Some(ok.len()));
     let too = vec![b'b'; 1024 * 1024];
-    assert_eq!(c.set("big", &too), "SERVER_ERROR object too large for cache\r\n");
+    assert_eq!(
+        c.set("big", &too),
+        "SERVER_ERROR object too large for cache\r\n"
+    );
     assert_eq!(c.get("big"), None);
     // huge declared length is swallowed without buffering
     c.send(b"set huge 0 0 2000000\r\n");
@@ -209,10 +254,16 @@ fn too_large_and_limits(cores: usize) {
     assert!(c.call("version\r\n").starts_with("VERSION "));
     // bad data chunk
     // 3 bytes read for a 1-byte block; the last two are not CRLF
-    assert_eq!(c.call("set bad 0 0 1\r\nxyz"), "CLIENT_ERROR bad data chunk\r\n");
+    assert_eq!(
+        c.call("set bad 0 0 1\r\nxyz"),
+        "CLIENT_ERROR bad data chunk\r\n"
+    );
     // key > 250 bytes
     let long = "k".repeat(251);
-    assert_eq!(c.call(&format!("get {long}\r\n")), "CLIENT_ERROR bad command line format\r\n");
+    assert_eq!(
+        c.call(&format!("get {long}\r\n")),
+        "CLIENT_ERROR bad command line format\r\n"
+    );
     assert_eq!(c.stats("")["store_too_large"], "2");
 }
 
@@ -221,12 +272,18 @@ fn errors_and_misc(cores: usize) {
     let mut c = s.connect();
     assert_eq!(c.call("bogus\r\n"), "ERROR\r\n");
     assert_eq!(c.call("GET foo\r\n"), "ERROR\r\n", "X-2 case-sensitive");
-    assert_eq!(c.call("set x 0 0 -1\r\n"), "CLIENT_ERROR bad command line format\r\n");
+    assert_eq!(
+        c.call("set x 0 0 -1\r\n"),
+        "CLIENT_ERROR bad command line format\r\n"
+    );
     assert!(c.call("version\r\n").starts_with("VERSION "));
     assert_eq!(c.call("verbosity 1\r\n"), "OK\r\n");
     assert_eq!(c.call("stats bogus\r\n"), "ERROR\r\n");
     assert_eq!(c.call("stats reset\r\n"), "RESET\r\n");
-    assert_eq!(c.call("cache_memlimit 4\r\n"), "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n");
+    assert_eq!(
+        c.call("cache_memlimit 4\r\n"),
+        "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n"
+    );
     assert_eq!(c.call("cache_memlimit 100\r\n"), "OK\r\n");
     assert_eq!(c.stats("")["limit_maxbytes"], (100u64 << 20).to_string());
     assert_eq!(c.call("shutdown\r\n"), "ERROR: shutdown not enabled\r\n");
@@ -237,7 +294,10 @@ fn errors_and_misc(cores: usize) {
     assert_eq!(c.set("pre:a", b"1"), "STORED\r\n");
     c.get("pre:a");
     c.send(b"stats detail dump\r\n");
-    assert_eq!(c.until_end(), "PREFIX pre get 1 hit 1 set 1 del 0\r\nEND\r\n");
+    assert_eq!(
+        c.until_end(),
+        "PREFIX pre get 1 hit 1 set 1 del 0\r\nEND\r\n"
+    );
     c.send(b"quit\r\n");
     assert!(c.closed());
 }
@@ -258,7 +318,21 @@ fn stats_count_like_memcached(cores: usize) {
     assert_eq!(st["get_misses"], "10");
     assert_eq!(st["curr_items"], "20");
     assert_eq!(st["threads"], cores.to_string());
-    for name in ["pid", "uptime", "time", "version", "rusage_user", "curr_connections", "total_connections", "bytes_read", "bytes_written", "limit_maxbytes", "evictions", "bytes", "total_items"] {
+    for name in [
+        "pid",
+        "uptime",
+        "time",
+        "version",
+        "rusage_user",
+        "curr_connections",
+        "total_connections",
+        "bytes_read",
+        "bytes_written",
+        "limit_maxbytes",
+        "evictions",
+        "bytes",
+        "total_items",
+    ] {
         assert!(st.contains_key(name), "missing stat {name}");
     }
     assert_eq!(c.call("stats reset\r\n"), "RESET\r\n");

@@ -33,7 +33,13 @@ fn response(s: &mut std::net::TcpStream) -> (u8, u16, u32, Vec<u8>, Vec<u8>) {
     let opaque = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
     let mut b = vec![0; body];
     s.read_exact(&mut b).unwrap();
-    (h[1], status, opaque, b[extlen..extlen + keylen].to_vec(), b[extlen + keylen..].to_vec())
+    (
+        h[1],
+        status,
+        opaque,
+        b[extlen..extlen + keylen].to_vec(),
+        b[extlen + keylen..].to_vec(),
+    )
 }
 
 fn binary_quiet_pipeline(cores: usize) {
@@ -43,7 +49,13 @@ fn binary_quiet_pipeline(cores: usize) {
     // SetQ k0..k49 (silent on success), then GetKQ k0..k99 (misses silent), then Noop.
     for i in 0..50u32 {
         let key = format!("k{i}");
-        req.extend(frame(0x11, i, key.as_bytes(), &[0, 0, 0, 7, 0, 0, 0, 0], format!("v{i}").as_bytes()));
+        req.extend(frame(
+            0x11,
+            i,
+            key.as_bytes(),
+            &[0, 0, 0, 7, 0, 0, 0, 0],
+            format!("v{i}").as_bytes(),
+        ));
     }
     for i in 0..100u32 {
         req.extend(frame(0x0d, 1000 + i, format!("k{i}").as_bytes(), &[], &[]));
@@ -57,7 +69,11 @@ fn binary_quiet_pipeline(cores: usize) {
         assert_eq!(value, format!("v{i}").into_bytes());
     }
     let (op, status, opaque, _, _) = response(&mut s);
-    assert_eq!((op, status, opaque), (0x0a, 0, 9999), "noop ends the pipeline");
+    assert_eq!(
+        (op, status, opaque),
+        (0x0a, 0, 9999),
+        "noop ends the pipeline"
+    );
     // Unknown opcode: 0x81, connection stays up (B-4).
     s.write_all(&frame(0x55, 7, b"", &[], &[])).unwrap();
     let (_, status, opaque, _, _) = response(&mut s);

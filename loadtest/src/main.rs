@@ -12,7 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug, Clone)]
-#[command(name = "mc-load", about = "bounded memcached text-protocol load generator")]
+#[command(
+    name = "mc-load",
+    about = "bounded memcached text-protocol load generator"
+)]
 struct Args {
     /// target (must be a loopback address)
     #[arg(long, default_value = "127.0.0.1:11211")]
@@ -49,7 +52,10 @@ struct Report {
 
 fn parse_ratio(s: &str) -> Result<(u64, u64), String> {
     let (a, b) = s.split_once(':').ok_or("ratio must be SET:GET")?;
-    Ok((a.parse().map_err(|_| "bad ratio")?, b.parse().map_err(|_| "bad ratio")?))
+    Ok((
+        a.parse().map_err(|_| "bad ratio")?,
+        b.parse().map_err(|_| "bad ratio")?,
+    ))
 }
 
 fn worker(args: Args, id: usize, stop: Arc<AtomicBool>) -> std::io::Result<Report> {
@@ -113,7 +119,8 @@ fn worker(args: Args, id: usize, stop: Arc<AtomicBool>) -> std::io::Result<Repor
             }
             rep.ops += 1;
         }
-        rep.latencies_us.push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
+        rep.latencies_us
+            .push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
     }
     Ok(rep)
 }
@@ -152,7 +159,16 @@ fn main() {
     }
     let secs = start.elapsed().as_secs_f64();
     total.latencies_us.sort_unstable();
-    let pct = |p: f64| total.latencies_us.get(((total.latencies_us.len() as f64 * p) as usize).min(total.latencies_us.len().saturating_sub(1))).copied().unwrap_or(0);
+    let pct = |p: f64| {
+        total
+            .latencies_us
+            .get(
+                ((total.latencies_us.len() as f64 * p) as usize)
+                    .min(total.latencies_us.len().saturating_sub(1)),
+            )
+            .copied()
+            .unwrap_or(0)
+    };
     println!(
         "ops={} ops/s={:.0} errors={} failed_conns={} batch_p50_us={} batch_p99_us={}",
         total.ops,

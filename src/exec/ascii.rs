@@ -13,16 +13,21 @@ use bytes::{BufMut, BytesMut};
 /// reply to `out` unless `noreply`.
 pub fn execute(shard: &mut Shard, req: &Request, now: u32, out: &mut BytesMut) {
     let line: &[u8] = match &req.cmd {
-        Command::Store { mode, key, flags, exptime, data, cas } => {
-            match shard.store(*mode, key, *flags, *exptime, data, *cas, now).0 {
-                StoreOutcome::Stored => reply::STORED,
-                StoreOutcome::NotStored => reply::NOT_STORED,
-                StoreOutcome::Exists => reply::EXISTS,
-                StoreOutcome::NotFound => reply::NOT_FOUND,
-                StoreOutcome::TooLarge => reply::SERVER_ERROR_OBJECT_TOO_LARGE,
-                StoreOutcome::NoMemory => reply::SERVER_ERROR_OUT_OF_MEMORY_STORING,
-            }
-        }
+        Command::Store {
+            mode,
+            key,
+            flags,
+            exptime,
+            data,
+            cas,
+        } => match shard.store(*mode, key, *flags, *exptime, data, *cas, now).0 {
+            StoreOutcome::Stored => reply::STORED,
+            StoreOutcome::NotStored => reply::NOT_STORED,
+            StoreOutcome::Exists => reply::EXISTS,
+            StoreOutcome::NotFound => reply::NOT_FOUND,
+            StoreOutcome::TooLarge => reply::SERVER_ERROR_OBJECT_TOO_LARGE,
+            StoreOutcome::NoMemory => reply::SERVER_ERROR_OUT_OF_MEMORY_STORING,
+        },
         Command::TooLarge { mode, key } => {
             shard.store_too_large(*mode, key, now);
             reply::SERVER_ERROR_OBJECT_TOO_LARGE
@@ -64,7 +69,14 @@ pub fn execute(shard: &mut Shard, req: &Request, now: u32, out: &mut BytesMut) {
 
 /// One key of a get/gets/gat/gats: appends its `VALUE` block on a hit
 /// (misses are silent, A-get). The caller writes the final `END`.
-pub fn get_key(shard: &mut Shard, key: &[u8], with_cas: bool, touch: Option<i64>, now: u32, out: &mut BytesMut) {
+pub fn get_key(
+    shard: &mut Shard,
+    key: &[u8],
+    with_cas: bool,
+    touch: Option<i64>,
+    now: u32,
+    out: &mut BytesMut,
+) {
     let disable_cas = shard.settings.disable_cas;
     shard.get_with(key, touch, now, |it| {
         let cas = with_cas.then_some(if disable_cas { 0 } else { it.cas });

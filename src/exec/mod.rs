@@ -12,10 +12,10 @@ mod meta_ops;
 pub mod stats_cmd;
 
 use crate::clock;
-use stats_cmd::DetailOp;
 use crate::protocol::StoreMode;
 use crate::stats::CoreStats;
 use crate::storage::{ItemRef, Store, StoreConfig, StoreError};
+use stats_cmd::DetailOp;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
@@ -70,7 +70,10 @@ pub struct Shard {
 pub fn parse_counter(v: &[u8]) -> Option<u64> {
     let start = v.iter().position(|b| !b.is_ascii_whitespace())?;
     let digits = &v[start..];
-    let end = digits.iter().position(|b| !b.is_ascii_digit()).unwrap_or(digits.len());
+    let end = digits
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(digits.len());
     if end == 0 || (end < digits.len() && !digits[end].is_ascii_whitespace()) {
         return None;
     }
@@ -83,7 +86,12 @@ pub fn parse_counter(v: &[u8]) -> Option<u64> {
 
 impl Shard {
     pub fn new(cfg: StoreConfig, stats: Arc<CoreStats>, settings: Arc<ShardSettings>) -> Shard {
-        Shard { store: Store::new(cfg), stats, settings, scratch: Vec::new() }
+        Shard {
+            store: Store::new(cfg),
+            stats,
+            settings,
+            scratch: Vec::new(),
+        }
     }
 
     fn too_large(&self, key: &[u8], len: usize) -> bool {
@@ -145,7 +153,10 @@ impl Shard {
         cas: u64,
         now: u32,
     ) -> (StoreOutcome, u64) {
-        let old = self.store.peek(key, now).map(|it| (it.cas, it.flags, it.exptime));
+        let old = self
+            .store
+            .peek(key, now)
+            .map(|it| (it.cas, it.flags, it.exptime));
         let Some((old_cas, old_flags, old_exptime)) = old else {
             return match mode {
                 StoreMode::Cas => {
@@ -154,7 +165,9 @@ impl Shard {
                 }
                 _ if cas != 0 => (StoreOutcome::NotFound, 0),
                 StoreMode::Set | StoreMode::Add => self.put(key, &[data], flags, exptime, now),
-                StoreMode::Replace | StoreMode::Append | StoreMode::Prepend => (StoreOutcome::NotStored, 0),
+                StoreMode::Replace | StoreMode::Append | StoreMode::Prepend => {
+                    (StoreOutcome::NotStored, 0)
+                }
             };
         };
         let cas_matches = cas == old_cas;
@@ -185,8 +198,11 @@ impl Shard {
                     self.scratch = buf;
                     return (StoreOutcome::NotStored, 0);
                 }
-                let parts: [&[u8]; 2] =
-                    if mode == StoreMode::Append { [&buf, data] } else { [data, &buf] };
+                let parts: [&[u8]; 2] = if mode == StoreMode::Append {
+                    [&buf, data]
+                } else {
+                    [data, &buf]
+                };
                 let r = self.put(key, &parts, old_flags, old_exptime, now);
                 self.scratch = buf;
                 r
@@ -194,7 +210,14 @@ impl Shard {
         }
     }
 
-    fn put(&mut self, key: &[u8], parts: &[&[u8]], flags: u32, exptime: u32, now: u32) -> (StoreOutcome, u64) {
+    fn put(
+        &mut self,
+        key: &[u8],
+        parts: &[&[u8]],
+        flags: u32,
+        exptime: u32,
+        now: u32,
+    ) -> (StoreOutcome, u64) {
         match self.store.set(key, parts, flags, exptime, now) {
             Ok(cas) => (StoreOutcome::Stored, cas),
             Err(StoreError::TooLarge) => {
@@ -212,7 +235,13 @@ impl Shard {
     /// hands a hit to `f` (which encodes it) and counts memcached's get/touch
     /// stats. gat answers with the item and then applies the new exptime, so
     /// an already-past exptime still returns the value once (expirations.t).
-    pub fn get_with<R>(&mut self, key: &[u8], touch: Option<i64>, now: u32, f: impl FnOnce(&ItemRef<'_>) -> R) -> Option<R> {
+    pub fn get_with<R>(
+        &mut self,
+        key: &[u8],
+        touch: Option<i64>,
+        now: u32,
+        f: impl FnOnce(&ItemRef<'_>) -> R,
+    ) -> Option<R> {
         if stats_cmd::DETAIL_ENABLED.load(Ordering::Relaxed) {
             let hit = self.store.peek(key, now).is_some();
             stats_cmd::record_detail(key, DetailOp::Get { hit });
@@ -268,8 +297,11 @@ impl Shard {
     /// incr/decr (A-incr): incr wraps at 2^64, decr floors at 0; the item
     /// keeps its flags and exptime and gets a new CAS.
     pub fn arith(&mut self, key: &[u8], incr: bool, delta: u64, now: u32) -> ArithOutcome {
-        let (hits, misses) =
-            if incr { (&self.stats.incr_hits, &self.stats.incr_misses) } else { (&self.stats.decr_hits, &self.stats.decr_misses) };
+        let (hits, misses) = if incr {
+            (&self.stats.incr_hits, &self.stats.incr_misses)
+        } else {
+            (&self.stats.decr_hits, &self.stats.decr_misses)
+        };
         let Some(it) = self.store.peek(key, now) else {
             misses.incr();
             return ArithOutcome::NotFound;
@@ -279,7 +311,11 @@ impl Shard {
         };
         let (flags, exptime) = (it.flags, it.exptime);
         hits.incr();
-        let new = if incr { value.wrapping_add(delta) } else { value.saturating_sub(delta) };
+        let new = if incr {
+            value.wrapping_add(delta)
+        } else {
+            value.saturating_sub(delta)
+        };
         let mut buf = itoa::Buffer::new();
         let digits = buf.format(new).as_bytes();
         match self.store.set(key, &[digits], flags, exptime, now) {

@@ -29,7 +29,9 @@ pub fn record_detail(key: &[u8], op: DetailOp) {
     if !DETAIL_ENABLED.load(Ordering::Relaxed) {
         return;
     }
-    let Some(end) = key.iter().position(|b| *b == b':') else { return };
+    let Some(end) = key.iter().position(|b| *b == b':') else {
+        return;
+    };
     let prefix = &key[..end];
     let mut table = PREFIXES.lock().unwrap_or_else(|e| e.into_inner());
     let idx = match table.iter().position(|(p, _)| p.as_slice() == prefix) {
@@ -124,7 +126,9 @@ pub fn detail_dump() -> Vec<u8> {
     for (p, c) in table.iter() {
         out.extend_from_slice(b"PREFIX ");
         out.extend_from_slice(p);
-        out.extend_from_slice(format!(" get {} hit {} set {} del {}\r\n", c[0], c[1], c[2], c[3]).as_bytes());
+        out.extend_from_slice(
+            format!(" get {} hit {} set {} del {}\r\n", c[0], c[1], c[2], c[3]).as_bytes(),
+        );
     }
     out.extend_from_slice(reply::END);
     out
@@ -155,7 +159,11 @@ pub fn general(config: &Config, out: &mut Emit<'_>) {
     s(out, "time", crate::clock::unix_now() as u64);
     out("version", env!("CARGO_PKG_VERSION").as_bytes());
     out("libevent", b"io_uring");
-    s(out, "pointer_size", (std::mem::size_of::<usize>() * 8) as u64);
+    s(
+        out,
+        "pointer_size",
+        (std::mem::size_of::<usize>() * 8) as u64,
+    );
     out("rusage_user", ru_user.as_bytes());
     out("rusage_system", ru_sys.as_bytes());
     s(out, "max_connections", config.conn_limit as u64);
@@ -205,7 +213,11 @@ pub fn general(config: &Config, out: &mut Emit<'_>) {
     s(out, "forwarded_batches", t.forwarded_batches);
     s(out, "forwarded_ops", t.forwarded_ops);
     for (i, c) in stats::registry().cores().iter().enumerate() {
-        s(out, &format!("core:{i}:curr_connections"), c.curr_connections.get());
+        s(
+            out,
+            &format!("core:{i}:curr_connections"),
+            c.curr_connections.get(),
+        );
         s(out, &format!("core:{i}:curr_items"), c.curr_items.get());
         s(out, &format!("core:{i}:bytes"), c.bytes.get());
     }
@@ -227,7 +239,10 @@ pub fn settings(config: &Config, out: &mut Emit<'_>) {
     out("shutdown_command", yes(config.enable_shutdown));
     emit_u64(out, "num_threads", config.threads as u64);
     out("stat_key_prefix", b":");
-    out("detail_enabled", yes(DETAIL_ENABLED.load(Ordering::Relaxed)));
+    out(
+        "detail_enabled",
+        yes(DETAIL_ENABLED.load(Ordering::Relaxed)),
+    );
     emit_u64(out, "reqs_per_event", 256);
     out("cas_enabled", yes(!config.disable_cas));
     emit_u64(out, "tcp_backlog", 1024);

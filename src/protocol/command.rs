@@ -30,10 +30,21 @@ pub enum StoreMode {
 pub enum Command {
     /// `get`/`gets`/`gat`/`gats` with one or more keys (A-get, A-gets, A-gat).
     /// `touch` holds the raw exptime of gat/gats.
-    Get { keys: Vec<Bytes>, with_cas: bool, touch: Option<i64> },
+    Get {
+        keys: Vec<Bytes>,
+        with_cas: bool,
+        touch: Option<i64>,
+    },
     /// `set`/`add`/`replace`/`append`/`prepend`/`cas` with its data block.
     /// `cas` is 0 unless `mode == Cas`.
-    Store { mode: StoreMode, key: Bytes, flags: u32, exptime: i64, data: Bytes, cas: u64 },
+    Store {
+        mode: StoreMode,
+        key: Bytes,
+        flags: u32,
+        exptime: i64,
+        data: Bytes,
+        cas: u64,
+    },
     /// A storage command whose declared length exceeds the item size limit: the
     /// parser swallows the data block without buffering it. Execution answers
     /// `SERVER_ERROR object too large for cache` and, for `set`, unlinks the old

@@ -71,8 +71,14 @@ pub async fn core_main(
     replies: MeshBuilder<Replies, Full>,
 ) -> Result<(), String> {
     let n = server.config.threads;
-    let (req_tx, req_rx) = requests.join().await.map_err(|_| "cannot join the request mesh".to_string())?;
-    let (rep_tx, rep_rx) = replies.join().await.map_err(|_| "cannot join the reply mesh".to_string())?;
+    let (req_tx, req_rx) = requests
+        .join()
+        .await
+        .map_err(|_| "cannot join the request mesh".to_string())?;
+    let (rep_tx, rep_rx) = replies
+        .join()
+        .await
+        .map_err(|_| "cannot join the reply mesh".to_string())?;
     let id = req_tx.peer_id();
     let stats = stats::registry().core(id);
     let store_cfg = StoreConfig {
@@ -84,7 +90,11 @@ pub async fn core_main(
     let core = Rc::new(Core {
         id,
         n,
-        shard: RefCell::new(Shard::new(store_cfg, stats.clone(), server.settings.clone())),
+        shard: RefCell::new(Shard::new(
+            store_cfg,
+            stats.clone(),
+            server.settings.clone(),
+        )),
         stats,
         reply_id: rep_tx.peer_id(),
         requests: (n > 1).then_some(req_tx),
@@ -144,7 +154,9 @@ async fn accept_loop(core: Rc<Core>, listener: TcpListener) {
         let c = core.clone();
         glommio::spawn_local(async move {
             conn::serve(c.clone(), stream).await;
-            c.stats.curr_connections.set(c.stats.curr_connections.get().saturating_sub(1));
+            c.stats
+                .curr_connections
+                .set(c.stats.curr_connections.get().saturating_sub(1));
             c.server.conns.fetch_sub(1, Ordering::AcqRel);
         })
         .detach();

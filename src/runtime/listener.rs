@@ -9,14 +9,20 @@ use std::os::fd::{IntoRawFd, RawFd};
 
 /// Resolves `listen:port` to one socket address.
 pub fn resolve(listen: &str, port: u16) -> io::Result<SocketAddr> {
-    (listen, port)
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("cannot resolve {listen}")))
+    (listen, port).to_socket_addrs()?.next().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("cannot resolve {listen}"),
+        )
+    })
 }
 
 fn socket_for(addr: &SocketAddr) -> io::Result<Socket> {
-    let s = Socket::new(Domain::for_address(*addr), Type::STREAM, Some(Protocol::TCP))?;
+    let s = Socket::new(
+        Domain::for_address(*addr),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
     s.set_reuse_address(true)?;
     s.set_reuse_port(true)?;
     s.set_nonblocking(true)?;
@@ -32,7 +38,11 @@ fn check_port_free(addr: &SocketAddr) -> io::Result<()> {
     if addr.port() == 0 {
         return Ok(());
     }
-    let probe = Socket::new(Domain::for_address(*addr), Type::STREAM, Some(Protocol::TCP))?;
+    let probe = Socket::new(
+        Domain::for_address(*addr),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
     probe.set_reuse_address(true)?;
     probe.bind(&(*addr).into())
 }

@@ -14,7 +14,11 @@ pub enum RemoteOp {
     /// A key-addressed binary request.
     Binary(crate::protocol::binary::BinRequest),
     /// One key of a multi-key get; the reply is its VALUE block or nothing.
-    GetKey { key: Bytes, with_cas: bool, touch: Option<i64> },
+    GetKey {
+        key: Bytes,
+        with_cas: bool,
+        touch: Option<i64>,
+    },
     /// flush_all reaching every core; `at` is absolute server time.
     Flush { at: u32 },
     /// cache_memlimit: this core's new share of the memory limit.

@@ -41,9 +41,15 @@ impl std::fmt::Display for StartError {
 /// is too small for several executors. Raise it as far as we may.
 fn raise_memlock() {
     unsafe {
-        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) == 0 {
-            let want = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+            let want = libc::rlimit {
+                rlim_cur: libc::RLIM_INFINITY,
+                rlim_max: libc::RLIM_INFINITY,
+            };
             if libc::setrlimit(libc::RLIMIT_MEMLOCK, &want) != 0 {
                 lim.rlim_cur = lim.rlim_max;
                 libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim);
@@ -78,7 +84,9 @@ pub fn run(config: Config) -> Result<(), StartError> {
         .map_err(|e| StartError(format!("cannot resolve {}: {e}", config.listen)))?;
     let (fds, bound) = listener::bind_all(addr, n, 1024).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
-            StartError(format!("failed to listen on {addr}: address already in use (is another server running?)"))
+            StartError(format!(
+                "failed to listen on {addr}: address already in use (is another server running?)"
+            ))
         } else {
             StartError(format!("failed to listen on {addr}: {e}"))
         }

@@ -40,7 +40,11 @@ fn execute(core: &Core, batch: Batch) -> Replies {
         match op {
             RemoteOp::Single(req) => ascii::execute(&mut shard, &req, now, &mut data),
             RemoteOp::Binary(req) => crate::exec::binary::execute(&mut shard, &req, now, &mut data),
-            RemoteOp::GetKey { key, with_cas, touch } => ascii::get_key(&mut shard, &key, with_cas, touch, now, &mut data),
+            RemoteOp::GetKey {
+                key,
+                with_cas,
+                touch,
+            } => ascii::get_key(&mut shard, &key, with_cas, touch, now, &mut data),
             RemoteOp::Flush { at } => shard.flush(at, now),
             RemoteOp::MemLimit { bytes } => {
                 shard.store.set_memory_limit(bytes);
@@ -49,7 +53,12 @@ fn execute(core: &Core, batch: Batch) -> Replies {
         }
         ends.push(data.len() as u32);
     }
-    Replies { conn: batch.conn, from: core.id, data, ends }
+    Replies {
+        conn: batch.conn,
+        from: core.id,
+        data,
+        ends,
+    }
 }
 
 /// One task per peer core handing replies to the waiting connection.

@@ -88,7 +88,9 @@ pub struct Client {
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
         stream.set_nodelay(true).unwrap();
         let reader = BufReader::new(stream.try_clone().unwrap());
         Client { stream, reader }
@@ -159,7 +161,11 @@ impl Client {
 
     /// `stats` as a map.
     pub fn stats(&mut self, which: &str) -> std::collections::HashMap<String, String> {
-        let req = if which.is_empty() { "stats\r\n".to_string() } else { format!("stats {which}\r\n") };
+        let req = if which.is_empty() {
+            "stats\r\n".to_string()
+        } else {
+            format!("stats {which}\r\n")
+        };
         self.send(req.as_bytes());
         let mut m = std::collections::HashMap::new();
         loop {
@@ -169,7 +175,10 @@ impl Client {
             }
             let mut it = l.trim_end().splitn(3, ' ');
             assert_eq!(it.next(), Some("STAT"), "bad stats line {l:?}");
-            m.insert(it.next().unwrap().to_string(), it.next().unwrap_or("").to_string());
+            m.insert(
+                it.next().unwrap().to_string(),
+                it.next().unwrap_or("").to_string(),
+            );
         }
     }
 
