@@ -9,6 +9,10 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 SHARED=${SHOAL_SHARED:-$ROOT/../shared}
 
+echo "== lint: rustfmt, clippy (warnings are errors) =="
+cargo fmt --all --check
+cargo clippy --release --workspace --all-targets -q -- -D warnings
+
 echo "== cargo build (release) =="
 cargo build --release --workspace --bins
 
