@@ -2,9 +2,13 @@
 //!
 //! Layout: `protocol` (pure wire parsing/encoding), `storage` (pure per-core
 //! store), `exec` (command semantics over a store), `runtime` (glommio: cores,
-//! sockets, forwarding — the only module that does I/O), `stats`, `clock`,
-//! `config`.
+//! sockets, forwarding — the only data-path module that does I/O), `stats`, `clock`,
+//! `config`, `tenancy` (control plane), `admin` (the operator's HTTP endpoint,
+//! on its own OS thread, never a data core) and `cli` (its client: the
+//! `shoal cache` / `shoal credential` subcommands).
 
+pub mod admin;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod exec;

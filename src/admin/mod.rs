@@ -1,0 +1,186 @@
+//! The operator's admin HTTP endpoint for multi-tenant mode.
+//!
+//! It runs on its own OS thread (`shoal-admin`) with a tokio current-thread
+//! runtime and axum, never on a data core (design.md §1.4: axum wants `Send`
+//! futures, glommio's cores do not provide them, and a slow admin request
+//! must never delay a cache request). The thread owns the
+//! [`ControlStore`] behind a mutex; every successful mutation is persisted
+//! by the store first and then announced through `on_change` with the new
+//! [`Registry`] snapshot, which the runtime pushes to its cores.
+//!
+//! - `routes.rs`: the `/admin/v1` routes and their handlers.
+//! - `auth.rs`: the operator bearer-token check.
+//! - `body.rs`: request bodies, memory sizes, JSON views and errors.
+//!
+//! The client side of the same API is `crate::cli`.
+
+mod auth;
+mod body;
+mod routes;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::tenancy::{ControlStore, Registry};
+
+pub use body::parse_memory;
+
+/// Called after every committed change with the store's new snapshot. It runs
+/// on the admin thread while the store's lock is held, so calls arrive in
+/// commit order; it should only hand the snapshot on (e.g. send it to the
+/// cores' channels), not block.
+pub type OnChange = Box<dyn Fn(Arc<Registry>) + Send + Sync>;
+
+/// The default admin address: loopback only, so the operator API is not
+/// reachable from other hosts unless the operator says so.
+pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:11299";
+
+/// How long [`AdminHandle::shutdown`] lets in-flight requests finish before
+/// dropping their connections.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// Where the admin endpoint listens and what it tells clients.
+#[derive(Clone, Debug)]
+pub struct AdminConfig {
+    /// Address to bind; port 0 picks a free one (see [`AdminHandle::local_addr`]).
+    pub bind: SocketAddr,
+    /// The data-plane address(es) a client connects to, as printed in
+    /// `MEMCACHIER_SERVERS` (comma-separated `host:port`).
+    pub servers: String,
+}
+
+/// State shared by the handlers (all on the admin thread).
+pub(crate) struct AdminState {
+    pub(crate) store: Mutex<ControlStore>,
+    pub(crate) on_change: OnChange,
+    pub(crate) token_digest: [u8; 32],
+    pub(crate) servers: String,
+}
+
+/// A running admin endpoint. Dropping it shuts the endpoint down, like
+/// [`AdminHandle::shutdown`].
+#[must_use = "dropping the handle stops the admin endpoint"]
+pub struct AdminHandle {
+    local_addr: SocketAddr,
+    stop: Option<tokio::sync::watch::Sender<bool>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl AdminHandle {
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting, gives in-flight requests up to a second, and joins
+    /// the admin thread. The store (and its data-dir lock) is released when
+    /// this returns.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+        }
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("admin thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for AdminHandle {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+/// Starts the admin endpoint on `bind` with `servers` defaulting to the
+/// memcached default `127.0.0.1:11211`. See [`spawn_with`].
+pub fn spawn(
+    store: ControlStore,
+    bind: SocketAddr,
+    on_change: OnChange,
+) -> std::io::Result<AdminHandle> {
+    let config = AdminConfig {
+        bind,
+        servers: "127.0.0.1:11211".to_string(),
+    };
+    spawn_with(store, config, on_change)
+}
+
+/// Binds `config.bind` (errors are returned here, not on the thread), then
+/// serves the admin API from a new `shoal-admin` OS thread until the handle
+/// is shut down or dropped.
+pub fn spawn_with(
+    store: ControlStore,
+    config: AdminConfig,
+    on_change: OnChange,
+) -> std::io::Result<AdminHandle> {
+    let listener = TcpListener::bind(config.bind)?;
+    let local_addr = listener.local_addr()?;
+    listener.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()?;
+
+    let state = Arc::new(AdminState {
+        token_digest: auth::digest(store.operator_token()),
+        store: Mutex::new(store),
+        on_change,
+        servers: config.servers,
+    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+
+    let thread = std::thread::Builder::new()
+        .name("shoal-admin".into())
+        .spawn(move || {
+            runtime.block_on(serve(listener, state, stop_rx));
+            // Dropping the runtime here cancels connections that outlived the grace period.
+        })?;
+    tracing::info!(%local_addr, "admin endpoint listening");
+    Ok(AdminHandle {
+        local_addr,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    })
+}
+
+async fn serve(
+    listener: TcpListener,
+    state: Arc<AdminState>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("admin endpoint: {e}");
+            return;
+        }
+    };
+    let app = routes::router(state);
+    let mut graceful = stop.clone();
+    let mut hard = stop;
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        // An error means the handle is gone: stop too.
+        let _ = graceful.wait_for(|stopped| *stopped).await;
+    });
+    // Graceful shutdown waits for every connection to close; an idle
+    // keep-alive client must not be able to hold the thread forever.
+    tokio::select! {
+        result = server => {
+            if let Err(e) = result {
+                tracing::error!("admin endpoint: {e}");
+            }
+        }
+        _ = async move {
+            let _ = hard.wait_for(|stopped| *stopped).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {}
+    }
+}

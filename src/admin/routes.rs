@@ -1,0 +1,212 @@
+//! The operator routes, all under `/admin/v1` and all behind the operator
+//! token (`auth.rs`), plus the unauthenticated `GET /healthz`.
+//!
+//! | route | success |
+//! | --- | --- |
+//! | `POST /caches {name, memory}` | 201 `{cache, credential, servers, env}` |
+//! | `GET /caches` | 200 `{caches}` |
+//! | `GET /caches/:id` | 200 `{cache, credentials, servers}` |
+//! | `PATCH /caches/:id {memory?, enabled?}` | 200 `{cache}` |
+//! | `DELETE /caches/:id` | 204 |
+//! | `GET /caches/:id/credentials` | 200 `{credentials}` |
+//! | `POST /caches/:id/credentials {write?, flush?, api?}` | 201 `{credential}` |
+//! | `PATCH /caches/:id/credentials/:username {write, flush, api}` | 200 `{credential}` |
+//! | `DELETE /caches/:id/credentials/:username` | 204 |
+//! | `POST /caches/:id/credentials/:username/promote` | 200 `{credential}` |
+//!
+//! Errors: 400 invalid, 401 no/wrong token, 404 no such cache or
+//! credential, 409 conflict, 500 the store could not write (`body.rs`).
+
+use std::sync::{Arc, MutexGuard};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::auth::require_operator;
+use super::body::{
+    cache_view, credential_view, credentials_view, env_view, parse_id, parse_json, AddCredential,
+    ApiError, CreateCache, PatchCache, SetCaps,
+};
+use super::AdminState;
+use crate::tenancy::{ControlError, ControlStore};
+
+type Shared = State<Arc<AdminState>>;
+type ApiResult = Result<Response, ApiError>;
+
+pub(crate) fn router(state: Arc<AdminState>) -> Router {
+    let operator = Router::new()
+        .route("/caches", post(create_cache).get(list_caches))
+        .route(
+            "/caches/{id}",
+            get(get_cache).patch(patch_cache).delete(delete_cache),
+        )
+        .route(
+            "/caches/{id}/credentials",
+            get(list_credentials).post(add_credential),
+        )
+        .route(
+            "/caches/{id}/credentials/{username}",
+            axum::routing::patch(set_caps).delete(remove_credential),
+        )
+        .route("/caches/{id}/credentials/{username}/promote", post(promote))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_operator,
+        ));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .nest("/admin/v1", operator)
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .with_state(state)
+}
+
+fn lock(state: &AdminState) -> MutexGuard<'_, ControlStore> {
+    // A panic while holding the lock cannot leave the store half-changed on
+    // disk (it writes then renames), so keep serving.
+    state.store.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs a change against the store and, if it committed anything (the
+/// registry version moved, even when a later step of the same request
+/// failed), hands the new snapshot to `on_change`. The lock is held across
+/// the callback so snapshots reach it in commit order.
+fn mutate<T>(
+    state: &AdminState,
+    f: impl FnOnce(&mut ControlStore) -> Result<T, ControlError>,
+) -> Result<T, ApiError> {
+    let mut store = lock(state);
+    let before = store.registry().version();
+    let result = f(&mut store);
+    let registry = store.registry();
+    if registry.version() != before {
+        (state.on_change)(registry);
+    }
+    Ok(result?)
+}
+
+fn created(body: serde_json::Value) -> Response {
+    (StatusCode::CREATED, Json(body)).into_response()
+}
+
+fn ok(body: serde_json::Value) -> Response {
+    Json(body).into_response()
+}
+
+async fn create_cache(State(state): Shared, body: Bytes) -> ApiResult {
+    let req: CreateCache = parse_json(&body)?;
+    let memory = req.memory.bytes()?;
+    let name = req.name.trim();
+    if name.is_empty() {
+        return Err(ApiError::invalid("name must not be empty"));
+    }
+    let (cache, cred) = mutate(&state, |s| s.create_cache(name, memory))?;
+    Ok(created(json!({
+        "cache": cache_view(&cache),
+        "credential": credential_view(&cred),
+        "servers": state.servers,
+        "env": env_view(&state.servers, &cred),
+    })))
+}
+
+async fn list_caches(State(state): Shared) -> ApiResult {
+    let mut caches = lock(&state).caches();
+    caches.sort_by_key(|c| c.id);
+    let views: Vec<_> = caches.iter().map(cache_view).collect();
+    Ok(ok(json!({ "caches": views })))
+}
+
+async fn get_cache(State(state): Shared, Path(id): Path<String>) -> ApiResult {
+    let id = parse_id(&id)?;
+    let store = lock(&state);
+    let cache = store.cache(id).ok_or(ControlError::NotFound)?;
+    let creds = store.credentials(id);
+    Ok(ok(json!({
+        "cache": cache_view(&cache),
+        "credentials": credentials_view(&creds),
+        "servers": state.servers,
+    })))
+}
+
+async fn patch_cache(State(state): Shared, Path(id): Path<String>, body: Bytes) -> ApiResult {
+    let id = parse_id(&id)?;
+    let req: PatchCache = parse_json(&body)?;
+    // Validate everything before changing anything.
+    let memory = req.memory.as_ref().map(|m| m.bytes()).transpose()?;
+    if memory.is_none() && req.enabled.is_none() {
+        return Err(ApiError::invalid(
+            "nothing to change: give memory and/or enabled",
+        ));
+    }
+    let cache = mutate(&state, |s| {
+        let mut cache = s.cache(id).ok_or(ControlError::NotFound)?;
+        if let Some(bytes) = memory {
+            cache = s.set_memory_limit(id, bytes)?;
+        }
+        if let Some(enabled) = req.enabled {
+            cache = s.set_enabled(id, enabled)?;
+        }
+        Ok(cache)
+    })?;
+    Ok(ok(json!({ "cache": cache_view(&cache) })))
+}
+
+async fn delete_cache(State(state): Shared, Path(id): Path<String>) -> ApiResult {
+    let id = parse_id(&id)?;
+    mutate(&state, |s| s.delete_cache(id))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn list_credentials(State(state): Shared, Path(id): Path<String>) -> ApiResult {
+    let id = parse_id(&id)?;
+    let store = lock(&state);
+    // An unknown cache is a 404, not an empty list.
+    store.cache(id).ok_or(ControlError::NotFound)?;
+    Ok(ok(
+        json!({ "credentials": credentials_view(&store.credentials(id)) }),
+    ))
+}
+
+async fn add_credential(State(state): Shared, Path(id): Path<String>, body: Bytes) -> ApiResult {
+    let id = parse_id(&id)?;
+    let req: AddCredential = parse_json(&body)?;
+    let cred = mutate(&state, |s| s.add_credential(id, req.caps()))?;
+    Ok(created(json!({ "credential": credential_view(&cred) })))
+}
+
+async fn remove_credential(
+    State(state): Shared,
+    Path((id, username)): Path<(String, String)>,
+) -> ApiResult {
+    let id = parse_id(&id)?;
+    mutate(&state, |s| s.remove_credential(id, &username))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn promote(State(state): Shared, Path((id, username)): Path<(String, String)>) -> ApiResult {
+    let id = parse_id(&id)?;
+    let cred = mutate(&state, |s| {
+        s.promote(id, &username)?;
+        s.credentials(id)
+            .into_iter()
+            .find(|c| c.username == username)
+            .ok_or(ControlError::NotFound)
+    })?;
+    Ok(ok(json!({ "credential": credential_view(&cred) })))
+}
+
+async fn set_caps(
+    State(state): Shared,
+    Path((id, username)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let id = parse_id(&id)?;
+    let req: SetCaps = parse_json(&body)?;
+    let cred = mutate(&state, |s| s.set_caps(id, &username, req.caps()))?;
+    Ok(ok(json!({ "credential": credential_view(&cred) })))
+}
