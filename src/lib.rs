@@ -11,6 +11,7 @@ pub mod admin;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod conns;
 pub mod exec;
 pub mod protocol;
 pub mod runtime;

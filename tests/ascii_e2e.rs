@@ -381,7 +381,32 @@ fn eviction_keeps_memory_bounded(cores: usize) {
     assert_eq!(c.get("ev29999").map(|v| v.1), Some(val));
 }
 
+fn stats_conns_lists_clients(cores: usize) {
+    let s = Server::start(cores, &[]);
+    let mut a = s.connect();
+    let b = s.connect();
+    let b_addr = format!("tcp:{}", b.stream.local_addr().unwrap());
+    let conns = a.stats("conns");
+    let entry = conns
+        .iter()
+        .find(|(k, v)| k.ends_with(":addr") && **v == b_addr)
+        .map(|(k, _)| k.trim_end_matches(":addr").to_string())
+        .expect("the other client is listed");
+    assert_eq!(
+        conns[&format!("{entry}:listen_addr")],
+        format!("tcp:{}", s.addr)
+    );
+    assert_eq!(conns[&format!("{entry}:state")], "conn_waiting");
+    assert!(conns.contains_key(&format!("{entry}:secs_since_last_cmd")));
+    drop(b);
+    assert!(common::eventually(Duration::from_secs(5), || !a
+        .stats("conns")
+        .values()
+        .any(|v| *v == b_addr)));
+}
+
 at_1_and_2_cores! {
+    stats_conns => stats_conns_lists_clients;
     set_get => set_get_roundtrip;
     multiget => multiget_spans_cores_in_order;
     pipelining => pipelined_requests_answer_in_order;

@@ -99,7 +99,10 @@ pub fn stats(config: &Config, args: &[Bytes], out: &mut BytesMut) {
             sizes(&mut ascii);
             true
         }
-        Some(b"conns") if args.len() == 1 => true,
+        Some(b"conns") if args.len() == 1 => {
+            crate::conns::report(crate::clock::now(), &mut ascii);
+            true
+        }
         Some(b"detail") => return detail(args, out),
         _ => false,
     };

@@ -90,6 +90,12 @@ struct Conn {
 
 pub async fn serve(core: Rc<Core>, mut stream: TcpStream) {
     let _ = stream.set_nodelay(true);
+    let registration = crate::conns::register(
+        std::os::fd::AsRawFd::as_raw_fd(&stream),
+        stream.peer_addr().ok(),
+        stream.local_addr().ok(),
+        crate::clock::now(),
+    );
     let (tx, rx) = local_channel::new_unbounded();
     let id = core.waiters.borrow_mut().insert(tx);
     let mut conn = Conn {
@@ -107,7 +113,10 @@ pub async fn serve(core: Rc<Core>, mut stream: TcpStream) {
             Ok(0) | Err(_) => break,
             Ok(n) => core.stats.bytes_read.add(n as u64),
         }
-        if conn.drain(&mut stream, &mut rbuf).await == Flow::Close {
+        registration.activity.start_batch(crate::clock::now());
+        let flow = conn.drain(&mut stream, &mut rbuf).await;
+        registration.activity.end_batch();
+        if flow == Flow::Close {
             break;
         }
         // An idle connection holds no buffers (memcached's rbuf_release):
