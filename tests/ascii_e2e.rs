@@ -381,6 +381,38 @@ fn eviction_keeps_memory_bounded(cores: usize) {
     assert_eq!(c.get("ev29999").map(|v| v.1), Some(val));
 }
 
+/// A pipeline far larger than one batch or the socket buffers: the server
+/// answers in bounded batches while the client keeps writing.
+fn huge_pipeline_streams_through(cores: usize) {
+    let s = Server::start(cores, &[]);
+    let mut c = s.connect();
+    assert_eq!(c.set("hp", b"0123456789"), "STORED\r\n");
+    const N: usize = 100_000;
+    let mut writer = c.stream.try_clone().unwrap();
+    let t = std::thread::spawn(move || {
+        let chunk = "get hp\r\n".repeat(1000);
+        for _ in 0..N / 1000 {
+            writer.write_all(chunk.as_bytes()).unwrap();
+        }
+    });
+    let one = "VALUE hp 0 10\r\n0123456789\r\nEND\r\n";
+    for i in 0..N {
+        let got = c.bytes(one.len());
+        assert_eq!(got, one.as_bytes(), "reply {i}");
+    }
+    t.join().unwrap();
+    let rss_kib: u64 = std::fs::read_to_string(format!("/proc/{}/status", s.pid()))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("VmRSS"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap();
+    assert!(
+        rss_kib < 512 * 1024,
+        "server RSS {rss_kib} KiB stays bounded"
+    );
+}
+
 fn stats_conns_lists_clients(cores: usize) {
     let s = Server::start(cores, &[]);
     let mut a = s.connect();
@@ -406,6 +438,7 @@ fn stats_conns_lists_clients(cores: usize) {
 }
 
 at_1_and_2_cores! {
+    huge_pipeline => huge_pipeline_streams_through;
     stats_conns => stats_conns_lists_clients;
     set_get => set_get_roundtrip;
     multiget => multiget_spans_cores_in_order;

@@ -49,6 +49,10 @@ impl Server {
         Server { child, addr }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn connect(&self) -> Client {
         Client::connect(self.addr)
     }
