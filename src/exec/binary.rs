@@ -122,10 +122,6 @@ fn store(
             return encode::success(out, req, c);
         }
         StoreOutcome::Exists => Status::KeyExists,
-        // memcached answers a CAS append on a missing key NOT_STORED.
-        StoreOutcome::NotFound if matches!(mode, StoreMode::Append | StoreMode::Prepend) => {
-            Status::NotStored
-        }
         StoreOutcome::NotFound => Status::KeyNotFound,
         StoreOutcome::NotStored => match mode {
             StoreMode::Add => Status::KeyExists,

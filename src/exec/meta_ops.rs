@@ -256,7 +256,9 @@ impl Shard {
         }
     }
 
-    /// ms (M-ms): memcached's `process_mset_command` + `do_store_item`.
+    /// memcached's `do_store_item` in full: ms (M-ms) calls it directly and
+    /// [`Shard::store`] (ASCII and binary stores) delegates to it, so the
+    /// CAS/add/append rules live in one place.
     pub fn meta_set(&mut self, s: &MetaSet<'_>, now: u32) -> MetaSetResult {
         let none = |outcome| MetaSetResult {
             outcome,

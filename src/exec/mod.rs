@@ -14,7 +14,7 @@ pub mod stats_cmd;
 use crate::clock;
 use crate::protocol::StoreMode;
 use crate::stats::CoreStats;
-use crate::storage::{ItemRef, Store, StoreConfig, StoreError};
+use crate::storage::{ItemRef, Store, StoreConfig};
 use stats_cmd::DetailOp;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -116,7 +116,10 @@ impl Shard {
     }
 
     /// set/add/replace/append/prepend/cas. `cas` != 0 asks for a CAS match in
-    /// every mode (meta `C`), as memcached's `do_store_item` does.
+    /// every mode (binary header CAS, meta `C`), as memcached's
+    /// `do_store_item` does; `mode == Cas` with `cas == 0` never matches.
+    /// One implementation for every protocol: this delegates to
+    /// [`Shard::meta_set`], which is `do_store_item` in full.
     #[allow(clippy::too_many_arguments)]
     pub fn store(
         &mut self,
@@ -128,109 +131,25 @@ impl Shard {
         cas: u64,
         now: u32,
     ) -> (StoreOutcome, u64) {
-        self.stats.cmd_set.incr();
         stats_cmd::record_detail(key, DetailOp::Set);
         if self.too_large(key, data.len()) {
             self.store_too_large(mode, key, now);
             return (StoreOutcome::TooLarge, 0);
         }
-        let exptime = clock::realtime(exptime, now);
-        let outcome = self.do_store(mode, key, flags, exptime, data, cas, now);
-        if let (StoreOutcome::Stored, _) = outcome {
-            self.publish();
-        }
-        outcome
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn do_store(
-        &mut self,
-        mode: StoreMode,
-        key: &[u8],
-        flags: u32,
-        exptime: u32,
-        data: &[u8],
-        cas: u64,
-        now: u32,
-    ) -> (StoreOutcome, u64) {
-        let old = self
-            .store
-            .peek(key, now)
-            .map(|it| (it.cas, it.flags, it.exptime));
-        let Some((old_cas, old_flags, old_exptime)) = old else {
-            return match mode {
-                StoreMode::Cas => {
-                    self.stats.cas_misses.incr();
-                    (StoreOutcome::NotFound, 0)
-                }
-                _ if cas != 0 => (StoreOutcome::NotFound, 0),
-                StoreMode::Set | StoreMode::Add => self.put(key, &[data], flags, exptime, now),
-                StoreMode::Replace | StoreMode::Append | StoreMode::Prepend => {
-                    (StoreOutcome::NotStored, 0)
-                }
-            };
+        let req = meta_ops::MetaSet {
+            key,
+            data,
+            mode,
+            flags,
+            exptime: clock::realtime(exptime, now),
+            compare_cas: (cas != 0 || mode == StoreMode::Cas).then_some(cas),
+            new_cas: None,
+            invalidate: false,
+            vivify_exptime: None,
         };
-        let cas_matches = cas == old_cas;
-        match mode {
-            StoreMode::Cas => {
-                if cas_matches {
-                    self.stats.cas_hits.incr();
-                    self.put(key, &[data], flags, exptime, now)
-                } else {
-                    self.stats.cas_badval.incr();
-                    (StoreOutcome::Exists, 0)
-                }
-            }
-            _ if cas != 0 && !cas_matches => (StoreOutcome::Exists, 0),
-            // add on an existing key only refreshes its recency.
-            StoreMode::Add => {
-                self.store.get(key, now);
-                (StoreOutcome::NotStored, 0)
-            }
-            StoreMode::Set | StoreMode::Replace => self.put(key, &[data], flags, exptime, now),
-            StoreMode::Append | StoreMode::Prepend => {
-                let mut buf = std::mem::take(&mut self.scratch);
-                buf.clear();
-                if let Some(it) = self.store.peek(key, now) {
-                    buf.extend_from_slice(it.value);
-                }
-                if self.too_large(key, buf.len() + data.len()) {
-                    self.scratch = buf;
-                    return (StoreOutcome::NotStored, 0);
-                }
-                let parts: [&[u8]; 2] = if mode == StoreMode::Append {
-                    [&buf, data]
-                } else {
-                    [data, &buf]
-                };
-                let r = self.put(key, &parts, old_flags, old_exptime, now);
-                self.scratch = buf;
-                r
-            }
-        }
+        let r = self.meta_set(&req, now);
+        (r.outcome, r.cas)
     }
-
-    fn put(
-        &mut self,
-        key: &[u8],
-        parts: &[&[u8]],
-        flags: u32,
-        exptime: u32,
-        now: u32,
-    ) -> (StoreOutcome, u64) {
-        match self.store.set(key, parts, flags, exptime, now) {
-            Ok(cas) => (StoreOutcome::Stored, cas),
-            Err(StoreError::TooLarge) => {
-                self.stats.store_too_large.incr();
-                (StoreOutcome::TooLarge, 0)
-            }
-            Err(StoreError::NoMemory) => {
-                self.stats.store_no_memory.incr();
-                (StoreOutcome::NoMemory, 0)
-            }
-        }
-    }
-
     /// get/gets (touch = None) and gat/gats (touch = Some(raw exptime)):
     /// hands a hit to `f` (which encodes it) and counts memcached's get/touch
     /// stats. gat answers with the item and then applies the new exptime, so
