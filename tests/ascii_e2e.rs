@@ -413,6 +413,41 @@ fn huge_pipeline_streams_through(cores: usize) {
     );
 }
 
+/// Client bytes never take the server down: random garbage (text and
+/// binary-looking) on many connections, then a normal client is served.
+fn garbage_never_kills_the_server(cores: usize) {
+    let s = Server::start(cores, &[]);
+    let mut seed = 0x2545_F491_4F6C_DD1Du64 ^ cores as u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for i in 0..200 {
+        let len = (next() % 4096) as usize;
+        let mut junk: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        match i % 4 {
+            0 if !junk.is_empty() => junk[0] = 0x80, // binary magic
+            1 => junk
+                .splice(0..0, b"set k 0 0 ".iter().copied())
+                .for_each(drop),
+            2 => junk.splice(0..0, b"mg k ".iter().copied()).for_each(drop),
+            _ => {}
+        }
+        let mut c = std::net::TcpStream::connect(s.addr).unwrap();
+        let _ = c.write_all(&junk);
+        let _ = c.shutdown(std::net::Shutdown::Write);
+        c.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut c, &mut sink);
+    }
+    let mut c = s.connect();
+    assert_eq!(c.set("alive", b"yes"), "STORED\r\n");
+    assert_eq!(c.get("alive"), Some((0, b"yes".to_vec())));
+}
+
 fn stats_conns_lists_clients(cores: usize) {
     let s = Server::start(cores, &[]);
     let mut a = s.connect();
@@ -438,6 +473,7 @@ fn stats_conns_lists_clients(cores: usize) {
 }
 
 at_1_and_2_cores! {
+    garbage => garbage_never_kills_the_server;
     huge_pipeline => huge_pipeline_streams_through;
     stats_conns => stats_conns_lists_clients;
     set_get => set_get_roundtrip;
