@@ -107,15 +107,6 @@ core_stats!(
     mem_used,
 );
 
-/// Counters that `stats reset` must not zero (gauges).
-pub const GAUGES: &[&str] = &[
-    "curr_connections",
-    "curr_items",
-    "bytes",
-    "limit_maxbytes",
-    "mem_used",
-];
-
 impl CoreStats {
     /// Copies a store's gauges into this core's counters.
     pub fn publish_store(&self, s: &crate::storage::StoreStats) {
@@ -170,7 +161,8 @@ impl Registry {
         }
         t
     }
-    /// Sums minus the `stats reset` baseline, gauges kept as they are.
+    /// Sums minus the `stats reset` baseline; the gauges (connections,
+    /// items, bytes, limits) are kept as they are.
     pub fn totals(&self) -> Totals {
         let raw = self.raw_totals();
         let base = *self.baseline.lock().unwrap_or_else(|e| e.into_inner());

@@ -299,9 +299,7 @@ impl Conn {
         core.stats.cmd_flush.incr();
         let at = exec::flush_time(delay, now);
         core.shard.borrow_mut().flush(at, now);
-        for dest in (0..core.n).filter(|d| *d != core.id) {
-            self.forward(dest, RemoteOp::Flush { at });
-        }
+        self.forward_to_others(|| RemoteOp::Flush { at });
     }
 
     /// Queues `op` for `dest`; its reply will be spliced in at the current end of `out`.
@@ -313,6 +311,14 @@ impl Conn {
             dest,
             index,
         });
+    }
+
+    /// Queues a server-wide op for every other core (this one applied it inline).
+    fn forward_to_others(&mut self, op: impl Fn() -> RemoteOp) {
+        let (me, n) = (self.core.id, self.core.n);
+        for dest in (0..n).filter(|d| *d != me) {
+            self.forward(dest, op());
+        }
     }
 
     /// Sends the pending batches, waits for every reply and splices them into
@@ -475,9 +481,7 @@ impl Conn {
             shard.store.set_memory_limit(per_core);
             shard.publish();
         }
-        for dest in (0..core.n).filter(|d| *d != core.id) {
-            self.forward(dest, RemoteOp::MemLimit { bytes: per_core });
-        }
+        self.forward_to_others(|| RemoteOp::MemLimit { bytes: per_core });
         reply::OK
     }
 }

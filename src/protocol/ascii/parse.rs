@@ -537,6 +537,17 @@ fn get(
     )
 }
 
+/// `CLIENT_ERROR bad command line format` for a key-addressed command whose
+/// key is too long, consuming its line.
+fn bad_format(buf: &mut BytesMut, frame_len: usize, noreply: bool) -> Parsed {
+    consume_fail(
+        buf,
+        frame_len,
+        noreply,
+        reply::CLIENT_ERROR_BAD_COMMAND_LINE_FORMAT,
+    )
+}
+
 /// process_arithmetic_command: incr/decr (A-incr, A-decr).
 fn arith(buf: &mut BytesMut, frame_len: usize, t: &Tokens, incr: bool) -> Parsed {
     let ntok = t.n + 1;
@@ -545,12 +556,7 @@ fn arith(buf: &mut BytesMut, frame_len: usize, t: &Tokens, incr: bool) -> Parsed
     }
     let noreply = t.noreply(buf);
     if t.len(1) > KEY_MAX_LENGTH {
-        return consume_fail(
-            buf,
-            frame_len,
-            noreply,
-            reply::CLIENT_ERROR_BAD_COMMAND_LINE_FORMAT,
-        );
+        return bad_format(buf, frame_len, noreply);
     }
     let Some(delta) = safe_strtoull(t.get(buf, 2)) else {
         return consume_fail(buf, frame_len, noreply, reply::CLIENT_ERROR_INVALID_DELTA);
@@ -567,12 +573,7 @@ fn touch(buf: &mut BytesMut, frame_len: usize, t: &Tokens) -> Parsed {
     }
     let noreply = t.noreply(buf);
     if t.len(1) > KEY_MAX_LENGTH {
-        return consume_fail(
-            buf,
-            frame_len,
-            noreply,
-            reply::CLIENT_ERROR_BAD_COMMAND_LINE_FORMAT,
-        );
+        return bad_format(buf, frame_len, noreply);
     }
     let Some(exptime) = safe_strtol(t.get(buf, 2)) else {
         return consume_fail(buf, frame_len, noreply, reply::CLIENT_ERROR_INVALID_EXPTIME);
@@ -604,12 +605,7 @@ fn delete(buf: &mut BytesMut, frame_len: usize, t: &Tokens) -> Parsed {
         }
     }
     if t.len(1) > KEY_MAX_LENGTH {
-        return consume_fail(
-            buf,
-            frame_len,
-            noreply,
-            reply::CLIENT_ERROR_BAD_COMMAND_LINE_FORMAT,
-        );
+        return bad_format(buf, frame_len, noreply);
     }
     let key = key_of(buf, frame_len, t);
     request(Command::Delete { key }, noreply)
@@ -651,12 +647,7 @@ fn verbosity(buf: &mut BytesMut, frame_len: usize, t: &Tokens) -> Parsed {
     }
     let noreply = t.noreply(buf);
     let Some(level) = safe_strtoul(t.get(buf, 1)) else {
-        return consume_fail(
-            buf,
-            frame_len,
-            noreply,
-            reply::CLIENT_ERROR_BAD_COMMAND_LINE_FORMAT,
-        );
+        return bad_format(buf, frame_len, noreply);
     };
     buf.advance(frame_len);
     request(Command::Verbosity { level }, noreply)
