@@ -18,6 +18,7 @@ fn store(limit: usize) -> Store {
         item_size_max: MIB,
         shard_id: 0,
         num_shards: 1,
+        budget: None,
     })
 }
 

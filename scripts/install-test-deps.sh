@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # Installs what the memcached t/ suite needs on a Debian machine (idempotent):
-# perl (core modules only) and xz-utils (unpacks memcached's source tarball).
+# perl (core modules only) and xz-utils (unpacks memcached's source tarball);
+# for the client tests python3-venv, and Cyrus SASL's PLAIN plugin, which
+# pylibmc's libmemcached loads from the system to speak SASL.
 set -euo pipefail
 need=()
 perl -MTest::More -MIO::Socket::INET -e1 2>/dev/null || need+=(perl)
 command -v xz >/dev/null || need+=(xz-utils)
 command -v python3 >/dev/null || need+=(python3)
 python3 -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
+compgen -G "/usr/lib/*/sasl2/libplain.so*" >/dev/null || compgen -G "/usr/lib/sasl2/libplain.so*" >/dev/null || need+=(libsasl2-modules)
+# pylibmc is built from source against libmemcached (scripts/client-venv.sh).
+[ -f /usr/include/libmemcached-1.0/memcached.h ] || need+=(libmemcached-dev)
+command -v cc >/dev/null || need+=(gcc)
+python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))' 2>/dev/null \
+  || need+=(python3-dev)
 [ ${#need[@]} -eq 0 ] && exit 0
 command -v apt-get >/dev/null || { echo "missing: ${need[*]} (and no apt-get to install them)"; exit 1; }
 SUDO=(); [ "$(id -u)" = 0 ] || SUDO=(sudo)

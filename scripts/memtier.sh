@@ -2,13 +2,16 @@
 # memtier_benchmark against shoal (and, for comparison, memcached when it is
 # installed), the load issue 3 asks for:
 #   --protocol=memcache_text --ratio=1:10 --pipeline=16 --clients=50, 20 s
-# usage: scripts/memtier.sh [text|binary] [seconds] [shoal-threads...]
+# usage: scripts/memtier.sh [text|binary|binary-auth] [seconds] [shoal-threads...]
 #   defaults: text 20 1 2   (one run per thread count)
+#   binary-auth: shoal --multi-tenant with one 1 GB cache, memtier speaking
+#   binary with --authenticate (SASL PLAIN), issue 5's bar.
 # Exits non-zero when memtier reports any error or is not installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PROTO=${1:-text}; SECS=${2:-20}; shift $(( $# > 2 ? 2 : $# )) || true
 THREADS=("$@"); [ ${#THREADS[@]} -gt 0 ] || THREADS=(1 2)
+AUTH=0; [ "$PROTO" = binary-auth ] && { AUTH=1; PROTO=binary; }
 command -v memtier_benchmark >/dev/null || {
   echo "memtier_benchmark is not on PATH: build it from its upstream source (RedisLabs/memtier_benchmark) and re-run"; exit 2; }
 cargo build --release --bins -q
@@ -46,13 +49,23 @@ PY
 
 for t in "${THREADS[@]}"; do
   log=$(mktemp)
-  target/release/shoal -p 0 -t "$t" -m 1024 2>"$log" &
+  data=$(mktemp -d)
+  mt=(); [ $AUTH = 1 ] && mt=(--multi-tenant --data-dir "$data" --admin-addr 127.0.0.1:0)
+  target/release/shoal -p 0 -t "$t" -m 1024 "${mt[@]}" 2>"$log" &
   pid=$!
   addr=""
   for _ in $(seq 1 300); do addr=$(sed -n 's/^shoal listening on \([^ ]*\).*/\1/p' "$log"); [ -n "$addr" ] && break; sleep 0.1; done
   [ -n "$addr" ] || { cat "$log"; kill $pid; exit 1; }
-  rc=0; run_memtier "${addr##*:}" "shoal -t $t" || rc=1
-  kill $pid; wait $pid 2>/dev/null || true; rm -f "$log"
+  extra=(); label="shoal -t $t"
+  if [ $AUTH = 1 ]; then
+    admin=$(sed -n 's/^shoal admin listening on \([^ ]*\).*/\1/p' "$log")
+    created=$(target/release/shoal cache create --name memtier --memory 1GB --admin "$admin" --data-dir "$data")
+    user=$(echo "$created" | sed -n 's/^MEMCACHIER_USERNAME=//p')
+    pass=$(echo "$created" | sed -n 's/^MEMCACHIER_PASSWORD=//p')
+    extra=(--authenticate="$user:$pass"); label="shoal --multi-tenant -t $t (SASL)"
+  fi
+  rc=0; run_memtier "${addr##*:}" "$label" "${extra[@]}" || rc=1
+  kill $pid; wait $pid 2>/dev/null || true; rm -rf "$log" "$data"
   [ $rc = 0 ] || exit 1
 done
 if command -v memcached >/dev/null; then

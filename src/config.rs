@@ -24,6 +24,15 @@ pub struct Config {
     pub disable_cas: bool,
     /// flush_all disabled (memcached `-F`).
     pub disable_flush_all: bool,
+    /// Host many caches: every connection authenticates and sees only its
+    /// own cache (off: open mode, memcached-like, no auth).
+    pub multi_tenant: bool,
+    /// Multi-tenant mode: where caches and credentials are kept.
+    pub data_dir: PathBuf,
+    /// Multi-tenant mode: the operator HTTP endpoint's address.
+    pub admin_addr: String,
+    /// Multi-tenant mode: unauthenticated connections are closed after this.
+    pub auth_timeout: std::time::Duration,
 }
 
 #[derive(Parser, Debug, Default)]
@@ -68,6 +77,21 @@ pub struct Cli {
     /// threads, max-item-size, verbose)
     #[arg(long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// host many caches with their own credentials and memory plans
+    #[arg(long = "multi-tenant")]
+    pub multi_tenant: bool,
+    /// multi-tenant mode: directory for caches, credentials and the operator token (default: ./shoal-data)
+    #[arg(long = "data-dir", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// multi-tenant mode: address of the operator HTTP endpoint (default: 127.0.0.1:11299)
+    #[arg(long = "admin-addr", value_name = "ADDR")]
+    pub admin_addr: Option<String>,
+    /// multi-tenant mode: seconds a connection has to authenticate (default: 5)
+    #[arg(long = "auth-timeout", value_name = "SECS")]
+    pub auth_timeout: Option<f64>,
+    /// operator commands against a running multi-tenant server
+    #[command(subcommand)]
+    pub command: Option<crate::cli::Subcommand>,
 }
 
 /// The TOML file: same keys as the long flags.
@@ -84,6 +108,10 @@ pub struct FileConfig {
     pub enable_shutdown: Option<bool>,
     pub disable_cas: Option<bool>,
     pub disable_flush_all: Option<bool>,
+    pub multi_tenant: Option<bool>,
+    pub data_dir: Option<PathBuf>,
+    pub admin_addr: Option<String>,
+    pub auth_timeout: Option<f64>,
 }
 
 /// Parses memcached's size syntax: `1m`, `512k`, `2097152`.
@@ -128,6 +156,10 @@ impl Config {
         if item_size_max > 1024 * 1024 * 1024 {
             return Err("Cannot set item size limit higher than 1 gigabyte.".into());
         }
+        let auth_timeout = cli.auth_timeout.or(file.auth_timeout).unwrap_or(5.0);
+        if !(auth_timeout > 0.0 && auth_timeout <= 3600.0) {
+            return Err("auth-timeout must be between 0 and 3600 seconds".into());
+        }
         let mb = cli.memory_limit.or(file.memory_limit).unwrap_or(64);
         let memory_limit = (mb as usize)
             .checked_mul(1024 * 1024)
@@ -150,6 +182,16 @@ impl Config {
             enable_shutdown: cli.enable_shutdown || file.enable_shutdown.unwrap_or(false),
             disable_cas: cli.disable_cas || file.disable_cas.unwrap_or(false),
             disable_flush_all: cli.disable_flush_all || file.disable_flush_all.unwrap_or(false),
+            multi_tenant: cli.multi_tenant || file.multi_tenant.unwrap_or(false),
+            data_dir: cli
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| crate::cli::DEFAULT_DATA_DIR.into()),
+            admin_addr: cli
+                .admin_addr
+                .or(file.admin_addr)
+                .unwrap_or_else(|| crate::admin::DEFAULT_ADMIN_ADDR.into()),
+            auth_timeout: std::time::Duration::from_secs_f64(auth_timeout),
         })
     }
 }

@@ -14,6 +14,8 @@ pub struct Activity {
     pub last_cmd: AtomicU32,
     /// True while a batch is being parsed or answered.
     pub busy: AtomicBool,
+    /// Multi-tenant mode: the cache the connection authenticated to (0 = none).
+    pub cache: AtomicU32,
 }
 
 impl Activity {
@@ -79,10 +81,14 @@ fn addr(a: Option<SocketAddr>) -> String {
 }
 
 /// memcached's `stats conns` lines: `<fd>:addr`, `<fd>:listen_addr`,
-/// `<fd>:state`, `<fd>:secs_since_last_cmd`, ordered by fd.
-pub fn report(now: u32, emit: &mut dyn FnMut(&str, &[u8])) {
+/// `<fd>:state`, `<fd>:secs_since_last_cmd`, ordered by fd. With `cache`,
+/// only that cache's connections (a tenant sees no one else's clients).
+pub fn report(now: u32, cache: Option<u32>, emit: &mut dyn FnMut(&str, &[u8])) {
     let table = TABLE.lock().unwrap_or_else(|e| e.into_inner());
     for (fd, e) in table.iter() {
+        if cache.is_some_and(|c| e.activity.cache.load(Relaxed) != c) {
+            continue;
+        }
         emit(&format!("{fd}:addr"), addr(e.peer).as_bytes());
         emit(&format!("{fd}:listen_addr"), addr(e.local).as_bytes());
         let state: &[u8] = if e.activity.busy.load(Relaxed) {
@@ -110,7 +116,7 @@ mod tests {
         let r = register(-42, Some(peer), Some(local), 10);
         r.activity.start_batch(12);
         let mut lines = Vec::new();
-        report(15, &mut |n, v| {
+        report(15, None, &mut |n, v| {
             lines.push(format!("{n} {}", String::from_utf8_lossy(v)))
         });
         assert!(lines.contains(&"-42:addr tcp:127.0.0.1:5000".to_string()));
@@ -119,7 +125,7 @@ mod tests {
         assert!(lines.contains(&"-42:secs_since_last_cmd 3".to_string()));
         drop(r);
         let mut after = Vec::new();
-        report(15, &mut |n, _| after.push(n.to_string()));
+        report(15, None, &mut |n, _| after.push(n.to_string()));
         assert!(!after.iter().any(|n| n.starts_with("-42:")));
     }
 }

@@ -2,7 +2,15 @@ use clap::Parser;
 use shoal::config::{Cli, Config};
 
 fn main() {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if let Some(mut cmd) = cli.command.take() {
+        // `shoal --data-dir D cache list`: the top-level flag counts too.
+        let admin = cmd.admin_mut();
+        if admin.data_dir.is_none() {
+            admin.data_dir = cli.data_dir.take();
+        }
+        std::process::exit(shoal::cli::run_subcommand(cmd));
+    }
     let config = match Config::from_cli(cli) {
         Ok(c) => c,
         Err(e) => {

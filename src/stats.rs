@@ -5,6 +5,7 @@
 //! has no contended atomics, while `stats` on any core — or the admin thread —
 //! can read every core's numbers at any time and sum them.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -124,21 +125,25 @@ impl CoreStats {
     }
 }
 
-/// Every core's stats, registered at startup; read by `stats` and the admin side.
+/// One scope's stats on every core: the whole server in open mode, or one
+/// hosted cache in multi-tenant mode (its own counters, its own `stats reset`).
 pub struct Registry {
     cores: Vec<Arc<CoreStats>>,
     /// Values at the last `stats reset`; reported numbers are `current - baseline`.
     baseline: Mutex<Totals>,
 }
 
-static REGISTRY: OnceLock<Registry> = OnceLock::new();
+/// The server-wide registry (open mode's only one; in multi-tenant mode it
+/// counts connections and auth before a connection has a cache).
+static REGISTRY: OnceLock<Arc<Registry>> = OnceLock::new();
+
+/// Per-cache registries, created when a cache is first used on any core.
+/// Locked on first use of a cache per core and on `stats`, never per request.
+static CACHES: Mutex<Option<HashMap<u32, Arc<Registry>>>> = Mutex::new(None);
 
 /// Creates the registry for `n` cores (once per process).
 pub fn init(n: usize) -> &'static Registry {
-    REGISTRY.get_or_init(|| Registry {
-        cores: (0..n).map(|_| Arc::new(CoreStats::default())).collect(),
-        baseline: Mutex::new(Totals::default()),
-    })
+    REGISTRY.get_or_init(|| Arc::new(Registry::new(n)))
 }
 
 /// The process-wide registry; panics if `init` was not called (a startup bug).
@@ -146,7 +151,34 @@ pub fn registry() -> &'static Registry {
     REGISTRY.get().expect("stats::init not called")
 }
 
+/// The registry of cache `id` (0 = the server-wide one).
+pub fn cache(id: u32) -> Arc<Registry> {
+    let global = REGISTRY.get().expect("stats::init not called");
+    if id == 0 {
+        return global.clone();
+    }
+    let mut map = CACHES.lock().unwrap_or_else(|e| e.into_inner());
+    map.get_or_insert_with(HashMap::new)
+        .entry(id)
+        .or_insert_with(|| Arc::new(Registry::new(global.cores.len())))
+        .clone()
+}
+
+/// Forgets a deleted cache's counters.
+pub fn drop_cache(id: u32) {
+    let mut map = CACHES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(m) = map.as_mut() {
+        m.remove(&id);
+    }
+}
+
 impl Registry {
+    fn new(n: usize) -> Registry {
+        Registry {
+            cores: (0..n).map(|_| Arc::new(CoreStats::default())).collect(),
+            baseline: Mutex::new(Totals::default()),
+        }
+    }
     pub fn core(&self, i: usize) -> Arc<CoreStats> {
         self.cores[i].clone()
     }
@@ -187,13 +219,7 @@ mod tests {
 
     #[test]
     fn reset_keeps_gauges() {
-        let r = Registry {
-            cores: vec![
-                Arc::new(CoreStats::default()),
-                Arc::new(CoreStats::default()),
-            ],
-            baseline: Mutex::new(Totals::default()),
-        };
+        let r = Registry::new(2);
         r.cores[0].cmd_get.add(3);
         r.cores[1].cmd_get.add(4);
         r.cores[1].curr_items.set(9);

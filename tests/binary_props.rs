@@ -503,6 +503,7 @@ fn test_shard() -> Shard {
         item_size_max: ITEM_MAX,
         shard_id: 0,
         num_shards: 1,
+        budget: None,
     };
     let settings = ShardSettings {
         item_size_max: ITEM_MAX,

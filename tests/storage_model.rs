@@ -113,6 +113,7 @@ proptest! {
             item_size_max: MIB,
             shard_id: shard,
             num_shards: 4,
+            budget: None,
         });
         let mut model: HashMap<u8, Model> = HashMap::new();
         let mut pending_flush: Option<u32> = None;
@@ -226,6 +227,7 @@ proptest! {
             item_size_max: MIB,
             shard_id: 0,
             num_shards: 1,
+            budget: None,
         });
         // key → last value stored (as (length, fill byte)), None after delete
         let mut model: HashMap<u16, Option<(usize, u8)>> = HashMap::new();
@@ -287,6 +289,7 @@ fn two_mib_shard_with_one_mib_items() {
         item_size_max: MIB,
         shard_id: 0,
         num_shards: 1,
+        budget: None,
     });
     let value = vec![9u8; MIB - 1024];
     for i in 0..20u32 {

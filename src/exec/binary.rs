@@ -18,7 +18,7 @@
 //!   CAS is ignored by stores (memcached's `ITEM_set_cas` is a no-op then).
 
 use super::{stats_cmd, ArithOutcome, Shard, StoreOutcome};
-use crate::config::Config;
+
 use crate::protocol::binary::status::{NOMEM_ALLOCATING_ITEM, NOMEM_INCREMENTING, NOMEM_NEW_ITEM};
 use crate::protocol::binary::{encode, BinCommand, BinRequest, Status};
 use crate::protocol::StoreMode;
@@ -222,20 +222,23 @@ fn arith(
 /// by prefix (`detail on`, `detail off`, `detail dump`), `items`, `slabs`
 /// and `sizes` exactly. `reset` and `detail on|off` answer just the
 /// terminator; `detail dump` sends its text as one stat named `detailed`.
-pub fn stat(config: &Config, req: &BinRequest, out: &mut BytesMut) {
+pub fn stat(scope: &stats_cmd::Scope<'_>, req: &BinRequest, out: &mut BytesMut) {
     let key: &[u8] = &req.key;
     let opaque = req.opaque;
     let mut emit = |name: &str, value: &[u8]| encode::stat(out, opaque, name.as_bytes(), value);
     let known = if key.is_empty() {
-        stats_cmd::general(config, &mut emit);
+        stats_cmd::general(scope, &mut emit);
         true
     } else if key.starts_with(b"reset") {
-        stats_cmd::reset();
+        stats_cmd::reset(scope);
         true
     } else if key.starts_with(b"settings") {
-        stats_cmd::settings(config, &mut emit);
+        stats_cmd::settings(scope, &mut emit);
         true
-    } else if let Some(sub) = key.strip_prefix(b"detail") {
+    } else if let Some(sub) = key
+        .strip_prefix(b"detail")
+        .filter(|_| scope.cache.is_none())
+    {
         if sub.starts_with(b" dump") {
             emit("detailed", &stats_cmd::detail_dump());
             true
@@ -250,8 +253,8 @@ pub fn stat(config: &Config, req: &BinRequest, out: &mut BytesMut) {
         }
     } else {
         match key {
-            b"items" => stats_cmd::items(&mut emit),
-            b"slabs" => stats_cmd::slabs(&mut emit),
+            b"items" => stats_cmd::items(scope, &mut emit),
+            b"slabs" => stats_cmd::slabs(scope, &mut emit),
             b"sizes" => stats_cmd::sizes(&mut emit),
             _ => {}
         }

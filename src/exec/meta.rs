@@ -472,6 +472,7 @@ mod tests {
                 item_size_max,
                 shard_id: 0,
                 num_shards: 1,
+                budget: None,
             };
             let settings = ShardSettings {
                 item_size_max,

@@ -70,29 +70,46 @@ fn emit_u64(emit: &mut Emit<'_>, name: &str, n: u64) {
     emit(name, b.format(n).as_bytes());
 }
 
+/// Whose numbers a stats command reports: the whole server (open mode) or
+/// the connection's own cache (multi-tenant mode), never another tenant's.
+pub struct Scope<'a> {
+    pub config: &'a Config,
+    pub stats: &'a stats::Registry,
+    /// Multi-tenant mode: the connection's cache id and its memory plan.
+    pub cache: Option<(u32, u64)>,
+}
+
+impl Scope<'_> {
+    /// `limit_maxbytes` / `maxbytes`: the plan of a hosted cache, else `-m`.
+    fn maxbytes(&self) -> u64 {
+        self.cache
+            .map_or(self.config.memory_limit as u64, |(_, plan)| plan)
+    }
+}
+
 /// Answers `stats [args]`.
-pub fn stats(config: &Config, args: &[Bytes], out: &mut BytesMut) {
+pub fn stats(scope: &Scope<'_>, args: &[Bytes], out: &mut BytesMut) {
     let mut ascii = |name: &str, value: &[u8]| encode::stat(out, name, value);
     let known = match args.first().map(|a| a.as_ref()) {
         None => {
-            general(config, &mut ascii);
+            general(scope, &mut ascii);
             true
         }
         Some(b"reset") if args.len() == 1 => {
-            reset();
+            reset(scope);
             out.put_slice(reply::RESET);
             return;
         }
         Some(b"settings") if args.len() == 1 => {
-            settings(config, &mut ascii);
+            settings(scope, &mut ascii);
             true
         }
         Some(b"items") if args.len() == 1 => {
-            items(&mut ascii);
+            items(scope, &mut ascii);
             true
         }
         Some(b"slabs") if args.len() == 1 => {
-            slabs(&mut ascii);
+            slabs(scope, &mut ascii);
             true
         }
         Some(b"sizes") if args.len() == 1 => {
@@ -100,19 +117,24 @@ pub fn stats(config: &Config, args: &[Bytes], out: &mut BytesMut) {
             true
         }
         Some(b"conns") if args.len() == 1 => {
-            crate::conns::report(crate::clock::now(), &mut ascii);
+            let cache = scope.cache.map(|(id, _)| id);
+            crate::conns::report(crate::clock::now(), cache, &mut ascii);
             true
         }
-        Some(b"detail") => return detail(args, out),
+        // The prefix table is process-wide: a tenant must not see others' keys.
+        Some(b"detail") if scope.cache.is_none() => return detail(args, out),
         _ => false,
     };
     out.put_slice(if known { reply::END } else { reply::ERROR });
 }
 
-/// `stats reset`: zero the counters and the per-prefix table.
-pub fn reset() {
-    stats::registry().reset();
-    PREFIXES.lock().unwrap_or_else(|e| e.into_inner()).clear();
+/// `stats reset`: zero the scope's counters (and, in open mode, the
+/// per-prefix table).
+pub fn reset(scope: &Scope<'_>) {
+    scope.stats.reset();
+    if scope.cache.is_none() {
+        PREFIXES.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
 }
 
 /// `stats detail on|off`.
@@ -153,8 +175,9 @@ fn detail(args: &[Bytes], out: &mut BytesMut) {
 }
 
 /// General-purpose statistics (`stats` with no argument).
-pub fn general(config: &Config, out: &mut Emit<'_>) {
-    let t: Totals = stats::registry().totals();
+pub fn general(scope: &Scope<'_>, out: &mut Emit<'_>) {
+    let config = scope.config;
+    let t: Totals = scope.stats.totals();
     let (ru_user, ru_sys) = rusage();
     let s = |out: &mut Emit<'_>, name: &str, v: u64| emit_u64(out, name, v);
     s(out, "pid", std::process::id() as u64);
@@ -200,7 +223,7 @@ pub fn general(config: &Config, out: &mut Emit<'_>) {
     s(out, "auth_errors", t.auth_errors);
     s(out, "bytes_read", t.bytes_read);
     s(out, "bytes_written", t.bytes_written);
-    s(out, "limit_maxbytes", t.limit_maxbytes);
+    s(out, "limit_maxbytes", scope.maxbytes());
     s(out, "accepting_conns", 1);
     s(out, "threads", config.threads as u64);
     s(out, "conn_yields", t.conn_yields);
@@ -215,7 +238,7 @@ pub fn general(config: &Config, out: &mut Emit<'_>) {
     s(out, "mem_used", t.mem_used);
     s(out, "forwarded_batches", t.forwarded_batches);
     s(out, "forwarded_ops", t.forwarded_ops);
-    for (i, c) in stats::registry().cores().iter().enumerate() {
+    for (i, c) in scope.stats.cores().iter().enumerate() {
         s(
             out,
             &format!("core:{i}:curr_connections"),
@@ -227,9 +250,10 @@ pub fn general(config: &Config, out: &mut Emit<'_>) {
 }
 
 /// `stats settings`.
-pub fn settings(config: &Config, out: &mut Emit<'_>) {
+pub fn settings(scope: &Scope<'_>, out: &mut Emit<'_>) {
+    let config = scope.config;
     let yes = |b: bool| if b { b"yes" as &[u8] } else { b"no" };
-    emit_u64(out, "maxbytes", config.memory_limit as u64);
+    emit_u64(out, "maxbytes", scope.maxbytes());
     emit_u64(out, "maxconns", config.conn_limit as u64);
     emit_u64(out, "tcpport", config.port as u64);
     emit_u64(out, "udpport", 0);
@@ -250,8 +274,8 @@ pub fn settings(config: &Config, out: &mut Emit<'_>) {
     out("cas_enabled", yes(!config.disable_cas));
     emit_u64(out, "tcp_backlog", 1024);
     out("binding_protocol", b"auto-negotiate");
-    out("auth_enabled_sasl", b"no");
-    out("auth_enabled_ascii", b"no");
+    out("auth_enabled_sasl", yes(config.multi_tenant));
+    out("auth_enabled_ascii", yes(config.multi_tenant));
     emit_u64(out, "item_size_max", config.item_size_max as u64);
     out("maxconns_fast", b"yes");
     out("flush_enabled", yes(!config.disable_flush_all));
@@ -262,8 +286,8 @@ pub fn settings(config: &Config, out: &mut Emit<'_>) {
 
 /// shoal has no slab classes; report one pseudo-class holding every item so
 /// tools that read `stats items` see real totals.
-pub fn items(out: &mut Emit<'_>) {
-    let t = stats::registry().totals();
+pub fn items(scope: &Scope<'_>, out: &mut Emit<'_>) {
+    let t = scope.stats.totals();
     if t.curr_items > 0 {
         emit_u64(out, "items:1:number", t.curr_items);
         emit_u64(out, "items:1:evicted", t.evictions);
@@ -275,8 +299,8 @@ pub fn items(out: &mut Emit<'_>) {
 }
 
 /// `stats slabs`.
-pub fn slabs(out: &mut Emit<'_>) {
-    let t = stats::registry().totals();
+pub fn slabs(scope: &Scope<'_>, out: &mut Emit<'_>) {
+    let t = scope.stats.totals();
     emit_u64(out, "active_slabs", (t.curr_items > 0) as u64);
     emit_u64(out, "total_malloced", t.mem_used);
 }

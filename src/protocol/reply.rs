@@ -70,6 +70,10 @@ pub const CLIENT_ERROR_BAD_COMMAND_LINE_TERMINATION: &[u8] =
     b"CLIENT_ERROR bad command line termination\r\n";
 /// §1.5: auth payload longer than 16384 bytes.
 pub const CLIENT_ERROR_AUTH_TOKEN_TOO_LONG: &[u8] = b"CLIENT_ERROR auth token too long\r\n";
+/// shoal, multi-tenant mode: `cache_memlimit` may not raise a hosted cache
+/// above the memory plan the operator gave it.
+pub const CLIENT_ERROR_MEMLIMIT_ABOVE_PLAN: &[u8] =
+    b"CLIENT_ERROR cache_memlimit above the cache's plan\r\n";
 /// §1.4: bad `stats detail` argument.
 pub const CLIENT_ERROR_STATS_DETAIL_USAGE: &[u8] =
     b"CLIENT_ERROR usage: stats detail on|off|dump\r\n";
@@ -136,6 +140,8 @@ pub const MEMLIMIT_ADJUST_FAILED_BOUNDS: &[u8] =
 pub const META_EN: &[u8] = b"EN\r\n";
 /// M-mn.
 pub const META_MN: &[u8] = b"MN\r\n";
+/// Meta "not stored": also a read-only credential's answer to ms/md/ma (T-3).
+pub const META_NS: &[u8] = b"NS\r\n";
 /// M-*: bad token.
 pub const CLIENT_ERROR_BAD_TOKEN: &[u8] = b"CLIENT_ERROR bad token in command line format\r\n";
 /// M-*: unknown flag.
@@ -196,6 +202,7 @@ mod tests {
             CLIENT_ERROR_BAD_AUTH_TOKEN_FORMAT,
             CLIENT_ERROR_BAD_COMMAND_LINE_TERMINATION,
             CLIENT_ERROR_AUTH_TOKEN_TOO_LONG,
+            CLIENT_ERROR_MEMLIMIT_ABOVE_PLAN,
             CLIENT_ERROR_STATS_DETAIL_USAGE,
             CLIENT_ERROR_CACHEDUMP_NOT_ALLOWED,
             CLIENT_ERROR_DETAIL_NOT_ALLOWED,
@@ -218,6 +225,7 @@ mod tests {
             MEMLIMIT_ADJUST_FAILED_BOUNDS,
             META_EN,
             META_MN,
+            META_NS,
             CLIENT_ERROR_BAD_TOKEN,
             CLIENT_ERROR_INVALID_FLAG,
             CLIENT_ERROR_DUPLICATE_FLAG,

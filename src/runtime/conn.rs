@@ -10,17 +10,23 @@
 use super::core::Core;
 use super::mesh::{Batch, RemoteOp, Replies};
 use crate::exec::binary as run_binary;
+use crate::exec::stats_cmd::Scope;
 use crate::exec::{self, ascii as run};
 use crate::protocol::ascii::{encode, AsciiParser, Parsed};
+use crate::protocol::binary::Status;
 use crate::protocol::binary::{self as bin, BinCommand, BinParsed, BinRequest, BinaryParser};
 use crate::protocol::meta::MetaCmd;
-use crate::protocol::{reply, Command, Request};
+use crate::protocol::{reply, Command, Request, StoreMode};
+use crate::stats::CoreStats;
+use crate::tenancy::{self, Session};
 use bytes::{BufMut, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::local_channel::{self, LocalReceiver};
 use glommio::net::TcpStream;
+use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 /// Requests parsed before the replies are written.
 const MAX_BATCH: usize = 256;
@@ -80,6 +86,19 @@ struct Splice {
 struct Conn {
     core: Rc<Core>,
     id: usize,
+    /// Multi-tenant mode: every request needs a session first.
+    multi_tenant: bool,
+    /// Who authenticated (multi-tenant mode); None before that.
+    session: Option<Session>,
+    /// The cache this connection's keys live in (0 in open mode).
+    cache: u32,
+    /// Counters this connection's traffic goes to: the server's before
+    /// authentication, its cache's after.
+    stats: Arc<CoreStats>,
+    fd: RawFd,
+    /// Registry version `session` was last checked against.
+    seen_version: u64,
+    activity: Arc<crate::conns::Activity>,
     rx: LocalReceiver<Replies>,
     wire: Wire,
     out: BytesMut,
@@ -98,7 +117,19 @@ pub async fn serve(core: Rc<Core>, mut stream: TcpStream) {
     );
     let (tx, rx) = local_channel::new_unbounded();
     let id = core.waiters.borrow_mut().insert(tx);
+    let multi_tenant = core.server.tenants.is_some();
+    if let Some(t) = &core.server.tenants {
+        // T-7: the whole authentication must fit in the deadline.
+        let _ = stream.set_read_timeout(Some(t.auth_timeout));
+    }
     let mut conn = Conn {
+        multi_tenant,
+        session: None,
+        cache: 0,
+        stats: core.stats.clone(),
+        fd: std::os::fd::AsRawFd::as_raw_fd(&stream),
+        seen_version: 0,
+        activity: registration.activity.clone(),
         wire: Wire::Undetected,
         out: BytesMut::new(),
         batches: (0..core.n).map(|_| Vec::new()).collect(),
@@ -108,13 +139,34 @@ pub async fn serve(core: Rc<Core>, mut stream: TcpStream) {
         rx,
     };
     let mut rbuf = BytesMut::new();
+    let deadline = std::time::Instant::now()
+        + core
+            .server
+            .tenants
+            .as_ref()
+            .map_or(std::time::Duration::ZERO, |t| t.auth_timeout);
     loop {
+        let authenticated = conn.session.is_some();
         match read_more(&mut stream, &mut rbuf).await {
             Ok(0) | Err(_) => break,
-            Ok(n) => core.stats.bytes_read.add(n as u64),
+            Ok(n) => conn.stats.bytes_read.add(n as u64),
+        }
+        if conn.multi_tenant && !authenticated {
+            // Each read gets only what is left of the deadline.
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let _ = stream.set_read_timeout(Some(left));
         }
         registration.activity.start_batch(crate::clock::now());
+        if !conn.recheck_session() {
+            break;
+        }
         let flow = conn.drain(&mut stream, &mut rbuf).await;
+        if conn.session.is_some() && !authenticated {
+            let _ = stream.set_read_timeout(None);
+        }
         registration.activity.end_batch();
         if flow == Flow::Close {
             break;
@@ -129,6 +181,7 @@ pub async fn serve(core: Rc<Core>, mut stream: TcpStream) {
         conn.out = BytesMut::new();
     }
     core.waiters.borrow_mut().remove(id);
+    conn.logout();
     let _ = stream.close().await;
 }
 
@@ -190,7 +243,7 @@ impl Conn {
             self.round().await;
             if !self.out.is_empty() {
                 let r = stream.write_all(&self.out).await;
-                self.core.stats.bytes_written.add(self.out.len() as u64);
+                self.stats.bytes_written.add(self.out.len() as u64);
                 self.out.clear();
                 if r.is_err() {
                     return Flow::Close;
@@ -202,7 +255,7 @@ impl Conn {
             if !more {
                 return Flow::Continue;
             }
-            self.core.stats.conn_yields.incr();
+            self.stats.conn_yields.incr();
             glommio::yield_if_needed().await;
         }
     }
@@ -228,6 +281,18 @@ impl Conn {
             Wire::Ascii(p) => match p.parse(rbuf) {
                 Parsed::Request(r) => Next::Ascii(r),
                 Parsed::Incomplete => Next::Incomplete,
+                // Before authentication an unknown command is just another
+                // command that needs a session (T-1).
+                Parsed::Error(line)
+                    if self.multi_tenant
+                        && self.session.is_none()
+                        && line.starts_with(b"ERROR") =>
+                {
+                    Next::Reply {
+                        bytes: Reply::Static(reply::CLIENT_ERROR_UNAUTHENTICATED),
+                        close: false,
+                    }
+                }
                 Parsed::Error(line) => Next::Reply {
                     bytes: Reply::Static(line),
                     close: false,
@@ -254,10 +319,31 @@ impl Conn {
     /// server-wide ones here (protocol.md §1.7).
     async fn handle_binary(&mut self, req: BinRequest, now: u32) -> Flow {
         let core = self.core.clone();
+        if self.multi_tenant {
+            match req.cmd {
+                BinCommand::SaslListMechs | BinCommand::SaslAuth | BinCommand::SaslStep => {
+                    self.sasl(&req).await;
+                    return Flow::Continue;
+                }
+                // memcached answers Version before authentication too.
+                BinCommand::Version => {}
+                // B-3 / T-1: anything else first needs a session.
+                _ if self.session.is_none() => {
+                    bin::encode::error(&mut self.out, &req, Status::AuthError);
+                    return Flow::Close;
+                }
+                _ => {}
+            }
+            if !self.may_write() && binary_writes(&req.cmd) {
+                // T-3: a read-only credential.
+                bin::encode::error(&mut self.out, &req, Status::NotStored);
+                return Flow::Continue;
+            }
+        }
         if let Some(key) = req.key_for_routing() {
-            let owner = core.owner(key);
+            let owner = core.owner(self.cache, key);
             if owner == core.id {
-                run_binary::execute(&mut core.shard.borrow_mut(), &req, now, &mut self.out);
+                run_binary::execute(&mut core.shard(self.cache), &req, now, &mut self.out);
             } else {
                 self.forward(owner, RemoteOp::Binary(req));
             }
@@ -269,7 +355,8 @@ impl Conn {
                 return Flow::Close;
             }
             BinCommand::Flush { delay } => {
-                if core.server.settings.disable_flush_all {
+                // T-4: a credential without flush gets memcached's -F answer.
+                if core.server.settings.disable_flush_all || !self.may_flush() {
                     bin::encode::flush_disabled(&mut self.out, &req);
                 } else {
                     self.flush_all(delay as i64, now);
@@ -283,7 +370,7 @@ impl Conn {
             BinCommand::Stat => {
                 // Earlier forwarded ops must land before we read the counters.
                 self.round().await;
-                run_binary::stat(&core.server.config, &req, &mut self.out);
+                self.with_scope(|scope, out| run_binary::stat(scope, &req, out));
             }
             // No authentication in open mode: memcached built without SASL
             // answers these as unknown commands.
@@ -296,9 +383,9 @@ impl Conn {
     /// this connection's earlier forwarded ops.
     fn flush_all(&mut self, delay: i64, now: u32) {
         let core = self.core.clone();
-        core.stats.cmd_flush.incr();
+        self.stats.cmd_flush.incr();
         let at = exec::flush_time(delay, now);
-        core.shard.borrow_mut().flush(at, now);
+        core.shard(self.cache).flush(at, now);
         self.forward_to_others(|| RemoteOp::Flush { at });
     }
 
@@ -339,6 +426,7 @@ impl Conn {
             let batch = Batch {
                 reply_to: self.core.reply_id,
                 conn: self.id,
+                cache: self.cache,
                 ops,
             };
             if senders.send_to(dest, batch).await.is_ok() {
@@ -375,12 +463,35 @@ impl Conn {
         self.out = merged;
     }
 
-    async fn handle(&mut self, req: Request, now: u32) -> Flow {
+    async fn handle(&mut self, mut req: Request, now: u32) -> Flow {
         let core = self.core.clone();
+        if self.multi_tenant {
+            if self.session.is_none() {
+                self.ascii_auth(&req);
+                return Flow::Continue;
+            }
+            if !self.may_write() {
+                if ascii_writes(&req.cmd) {
+                    // T-3: a read-only credential.
+                    let refusal = match req.cmd {
+                        Command::Meta(_) => reply::META_NS,
+                        _ => reply::NOT_STORED,
+                    };
+                    if !req.noreply {
+                        self.out.put_slice(refusal);
+                    }
+                    return Flow::Continue;
+                }
+                // gat/gats read, but may not extend the item's life.
+                if let Command::Get { touch, .. } = &mut req.cmd {
+                    *touch = None;
+                }
+            }
+        }
         if let Some(key) = req.cmd.single_key() {
-            let owner = core.owner(key);
+            let owner = core.owner(self.cache, key);
             if owner == core.id {
-                run::execute(&mut core.shard.borrow_mut(), &req, now, &mut self.out);
+                run::execute(&mut core.shard(self.cache), &req, now, &mut self.out);
             } else {
                 self.forward(owner, RemoteOp::Single(req));
             }
@@ -393,10 +504,10 @@ impl Conn {
                 touch,
             } => {
                 for key in keys {
-                    let owner = core.owner(&key);
+                    let owner = core.owner(self.cache, &key);
                     if owner == core.id {
                         run::get_key(
-                            &mut core.shard.borrow_mut(),
+                            &mut core.shard(self.cache),
                             &key,
                             with_cas,
                             touch,
@@ -417,9 +528,9 @@ impl Conn {
                 self.out.put_slice(reply::END);
             }
             Command::FlushAll { delay } => {
-                if core.server.settings.disable_flush_all {
+                if core.server.settings.disable_flush_all || !self.may_flush() {
                     // memcached counts a refused flush_all too.
-                    core.stats.cmd_flush.incr();
+                    self.stats.cmd_flush.incr();
                     if !req.noreply {
                         self.out.put_slice(reply::CLIENT_ERROR_FLUSH_NOT_ALLOWED);
                     }
@@ -443,16 +554,21 @@ impl Conn {
             Command::Stats { ref args } => {
                 // Earlier forwarded ops must land before we read the counters.
                 self.round().await;
-                crate::exec::stats_cmd::stats(&core.server.config, args, &mut self.out);
+                self.with_scope(|scope, out| crate::exec::stats_cmd::stats(scope, args, out));
             }
             Command::CacheMemlimit { megabytes } => {
-                let line = self.memlimit(megabytes);
+                let line = if self.multi_tenant {
+                    self.tenant_memlimit(megabytes)
+                } else {
+                    self.memlimit(megabytes)
+                };
                 if !req.noreply {
                     self.out.put_slice(line);
                 }
             }
             Command::Shutdown { .. } => {
-                if !core.server.settings.enable_shutdown {
+                // A tenant never stops the server, whatever -A says.
+                if !core.server.settings.enable_shutdown || self.multi_tenant {
                     // memcached 1.6.18's wording (t/shutdown.t).
                     self.out.put_slice(reply::ERROR_SHUTDOWN_NOT_ENABLED);
                     return Flow::Continue;
@@ -464,6 +580,198 @@ impl Conn {
             _ => self.out.put_slice(reply::ERROR),
         }
         Flow::Continue
+    }
+
+    /// Runs `f` with the stats scope of this connection (its cache's
+    /// counters and plan in multi-tenant mode, the server's in open mode)
+    /// and the reply buffer.
+    fn with_scope(&mut self, f: impl FnOnce(&Scope<'_>, &mut BytesMut)) {
+        let registry = crate::stats::cache(self.cache);
+        let mut out = std::mem::take(&mut self.out);
+        let scope = Scope {
+            config: &self.core.server.config,
+            stats: &registry,
+            cache: self
+                .session
+                .as_ref()
+                .map(|s| (s.cache_id, self.core.plan(s.cache_id))),
+        };
+        f(&scope, &mut out);
+        self.out = out;
+    }
+
+    /// Open mode has no credentials: everything is allowed.
+    fn may_write(&self) -> bool {
+        self.session.as_ref().is_none_or(|s| s.caps.write)
+    }
+
+    fn may_flush(&self) -> bool {
+        self.session.as_ref().is_none_or(|s| s.caps.flush)
+    }
+
+    /// Re-checks the session when the core has a newer registry: false when
+    /// its credential was revoked or its cache disabled or deleted (the
+    /// connection is then closed). Capability changes apply from here on.
+    fn recheck_session(&mut self) -> bool {
+        let Some(session) = &self.session else {
+            return true;
+        };
+        // Compare versions first: cloning the Arc on every batch would bounce
+        // its shared refcount between cores.
+        if self.core.registry.borrow().version() == self.seen_version {
+            return true;
+        }
+        let registry = self.core.registry.borrow().clone();
+        self.seen_version = registry.version();
+        match registry.refresh(session) {
+            Some(next) => {
+                if let Some(entry) = self.core.sessions.borrow_mut().get_mut(&self.id) {
+                    entry.1 = next.clone();
+                }
+                self.session = Some(next);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Binds the connection to the session's cache.
+    fn login(&mut self, session: Session) {
+        self.logout();
+        let core = self.core.clone();
+        self.cache = session.cache_id;
+        self.stats = crate::stats::cache(session.cache_id).core(core.id);
+        self.stats.curr_connections.incr();
+        self.stats.total_connections.incr();
+        self.activity
+            .cache
+            .store(session.cache_id, Ordering::Relaxed);
+        self.seen_version = core.registry.borrow().version();
+        core.sessions
+            .borrow_mut()
+            .insert(self.id, (self.fd, session.clone()));
+        self.session = Some(session);
+    }
+
+    fn logout(&mut self) {
+        if self.session.take().is_some() {
+            self.core.sessions.borrow_mut().remove(&self.id);
+            let c = &self.stats.curr_connections;
+            c.set(c.get().saturating_sub(1));
+            self.stats = self.core.stats.clone();
+            self.cache = 0;
+            self.activity.cache.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// The first command of a multi-tenant text connection (protocol.md
+    /// §1.5): a `set` carrying the credentials; anything else is T-1.
+    fn ascii_auth(&mut self, req: &Request) {
+        let core = self.core.clone();
+        let line = match &req.cmd {
+            Command::Store {
+                mode: StoreMode::Set,
+                key,
+                data,
+                ..
+            } => {
+                core.stats.auth_cmds.incr();
+                let result = tenancy::authenticate_ascii(&core.registry.borrow(), key, data);
+                match result {
+                    Ok(session) => {
+                        self.login(session);
+                        reply::STORED
+                    }
+                    Err(line) => {
+                        core.stats.auth_errors.incr();
+                        line
+                    }
+                }
+            }
+            Command::TooLarge {
+                mode: StoreMode::Set,
+                ..
+            } => {
+                core.stats.auth_cmds.incr();
+                core.stats.auth_errors.incr();
+                reply::CLIENT_ERROR_AUTH_TOKEN_TOO_LONG
+            }
+            _ => reply::CLIENT_ERROR_UNAUTHENTICATED,
+        };
+        self.out.put_slice(line);
+    }
+
+    /// Binary SASL (protocol.md §1.7): LIST_MECHS answers `PLAIN`; AUTH
+    /// checks a PLAIN message through rsasl; STEP has nothing to continue
+    /// (PLAIN is one step). A failure keeps the connection open, as memcached
+    /// does, so a client may retry.
+    async fn sasl(&mut self, req: &BinRequest) {
+        let core = self.core.clone();
+        let ok = |out: &mut BytesMut, value: &[u8]| {
+            bin::encode::response(
+                out,
+                req.opcode,
+                req.opaque,
+                Status::Success,
+                0,
+                b"",
+                b"",
+                value,
+            )
+        };
+        match req.cmd {
+            BinCommand::SaslListMechs => ok(&mut self.out, tenancy::plain_mechs().as_bytes()),
+            BinCommand::SaslAuth => {
+                core.stats.auth_cmds.incr();
+                let result = if &req.key[..] == b"PLAIN" {
+                    tenancy::authenticate_plain(&core.registry.borrow(), &req.value)
+                } else {
+                    None
+                };
+                match result {
+                    Some(session) => {
+                        // Ops queued for the previous cache go out first.
+                        self.round().await;
+                        self.login(session);
+                        ok(&mut self.out, b"Authenticated");
+                    }
+                    None => {
+                        core.stats.auth_errors.incr();
+                        bin::encode::error(&mut self.out, req, Status::AuthError);
+                    }
+                }
+            }
+            _ => {
+                core.stats.auth_cmds.incr();
+                core.stats.auth_errors.incr();
+                bin::encode::error(&mut self.out, req, Status::AuthError);
+            }
+        }
+    }
+
+    /// cache_memlimit on a hosted cache: lowers (or restores) the cache's own
+    /// limit, never above the plan the operator gave it.
+    fn tenant_memlimit(&mut self, megabytes: u64) -> &'static [u8] {
+        if megabytes < 8 {
+            return reply::MEMLIMIT_TOO_SMALL;
+        }
+        if !self.may_write() {
+            return reply::NOT_STORED;
+        }
+        let core = self.core.clone();
+        let plan = core
+            .registry
+            .borrow()
+            .cache(self.cache)
+            .map_or(0, |c| c.memory_limit);
+        let want = megabytes.saturating_mul(1 << 20);
+        if want > plan {
+            return reply::CLIENT_ERROR_MEMLIMIT_ABOVE_PLAN;
+        }
+        if let Some(t) = &core.server.tenants {
+            t.budget(self.cache, plan).set_plan(want as usize);
+        }
+        reply::OK
     }
 
     /// cache_memlimit (A-memlimit): split the new limit across cores.
@@ -484,4 +792,30 @@ impl Conn {
         self.forward_to_others(|| RemoteOp::MemLimit { bytes: per_core });
         reply::OK
     }
+}
+
+/// Text commands that change data (refused for a read-only credential, T-3).
+fn ascii_writes(cmd: &Command) -> bool {
+    match cmd {
+        Command::Store { .. }
+        | Command::TooLarge { .. }
+        | Command::Delete { .. }
+        | Command::Arith { .. }
+        | Command::Touch { .. } => true,
+        Command::Meta(m) => matches!(m.cmd, MetaCmd::Set | MetaCmd::Delete | MetaCmd::Arith),
+        _ => false,
+    }
+}
+
+/// Binary commands that change data, GAT included (T-3).
+fn binary_writes(cmd: &BinCommand) -> bool {
+    matches!(
+        cmd,
+        BinCommand::Store { .. }
+            | BinCommand::TooLarge { .. }
+            | BinCommand::Delete
+            | BinCommand::Arith { .. }
+            | BinCommand::Touch { .. }
+            | BinCommand::Get { touch: Some(_), .. }
+    )
 }

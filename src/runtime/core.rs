@@ -8,11 +8,13 @@ use crate::config::Config;
 use crate::exec::{Shard, ShardSettings};
 use crate::stats::{self, CoreStats};
 use crate::storage::StoreConfig;
+use crate::tenancy::{Registry, Session};
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Senders};
 use glommio::channels::local_channel::LocalSender;
 use glommio::net::TcpListener;
 use glommio::timer::sleep;
-use std::cell::RefCell;
+use std::cell::{RefCell, RefMut};
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::os::fd::{FromRawFd, RawFd};
 use std::rc::Rc;
@@ -32,6 +34,8 @@ pub struct Server {
     pub shutdown: AtomicBool,
     /// Cores that are accepting.
     pub ready: AtomicUsize,
+    /// Multi-tenant mode's registry and budgets; None in open mode.
+    pub tenants: Option<super::tenants::Tenants>,
 }
 
 /// This core's view of the world; shared by its tasks through `Rc`.
@@ -40,7 +44,17 @@ pub struct Core {
     pub id: usize,
     pub n: usize,
     pub server: Arc<Server>,
+    /// Open mode's shard (cache 0).
     pub shard: RefCell<Shard>,
+    /// Multi-tenant mode: this core's shard of each cache, created on the
+    /// cache's first use here (an idle cache costs nothing on this core).
+    pub tenant_shards: RefCell<HashMap<u32, Shard>>,
+    /// This core's copy of the registry (refreshed on the tick).
+    pub registry: RefCell<Arc<Registry>>,
+    /// Authenticated connections on this core, by connection id: closed when
+    /// a new registry revokes their credential or disables their cache.
+    pub sessions: RefCell<HashMap<usize, (RawFd, Session)>>,
+    /// Server-wide counters of this core (cache 0).
     pub stats: Arc<CoreStats>,
     /// Sends batches to owner cores (None with one core).
     pub requests: Option<Senders<Batch>>,
@@ -52,14 +66,97 @@ pub struct Core {
 }
 
 impl Core {
-    /// The core that owns `key`: a seeded hash scaled to `n` (no modulo bias).
+    /// The core that owns `key` of `cache`: a seeded hash of both, scaled to
+    /// `n` (no modulo bias). Hashing the cache too spreads every tenant over
+    /// all cores, whatever its key names.
     #[inline]
-    pub fn owner(&self, key: &[u8]) -> usize {
+    pub fn owner(&self, cache: u32, key: &[u8]) -> usize {
         if self.n == 1 {
             return 0;
         }
-        let h = self.hasher.hash_one(key);
+        let h = if cache == 0 {
+            self.hasher.hash_one(key)
+        } else {
+            self.hasher.hash_one((cache, key))
+        };
         ((h as u128 * self.n as u128) >> 64) as usize
+    }
+
+    /// This core's shard of `cache` (0 = open mode's only one).
+    pub fn shard(&self, cache: u32) -> RefMut<'_, Shard> {
+        if cache == 0 {
+            return self.shard.borrow_mut();
+        }
+        RefMut::map(self.tenant_shards.borrow_mut(), |shards| {
+            shards
+                .entry(cache)
+                .or_insert_with(|| self.new_tenant_shard(cache))
+        })
+    }
+
+    fn new_tenant_shard(&self, cache: u32) -> Shard {
+        let plan = self
+            .registry
+            .borrow()
+            .cache(cache)
+            .map_or(0, |c| c.memory_limit);
+        let budget = self.server.tenants.as_ref().map(|t| t.budget(cache, plan));
+        let cfg = StoreConfig {
+            memory_limit: 0,
+            item_size_max: self.server.config.item_size_max,
+            shard_id: self.id as u32,
+            num_shards: self.n as u32,
+            budget,
+        };
+        let stats = stats::cache(cache).core(self.id);
+        Shard::new(cfg, stats, self.server.settings.clone())
+    }
+
+    /// The plan of `cache` as the budget has it now (cache_memlimit may have
+    /// lowered it below the registry's).
+    pub fn plan(&self, cache: u32) -> u64 {
+        let plan = self
+            .registry
+            .borrow()
+            .cache(cache)
+            .map_or(0, |c| c.memory_limit);
+        match &self.server.tenants {
+            Some(t) => t.budget(cache, plan).plan() as u64,
+            None => plan,
+        }
+    }
+
+    /// Picks up a new registry snapshot: drops the shards of deleted caches
+    /// and closes connections whose credential or cache is gone or disabled
+    /// (shutting the socket down wakes their pending read with EOF).
+    fn refresh_registry(&self) {
+        let Some(tenants) = &self.server.tenants else {
+            return;
+        };
+        if tenants.version() == self.registry.borrow().version() {
+            return;
+        }
+        let next = tenants.snapshot();
+        self.tenant_shards
+            .borrow_mut()
+            .retain(|id, _| next.cache(*id).is_some());
+        for (fd, session) in self.sessions.borrow().values() {
+            if !next.still_valid(session) {
+                // SAFETY: the fd belongs to a live connection of this core
+                // (removed from `sessions` before the stream is closed).
+                unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
+            }
+        }
+        *self.registry.borrow_mut() = next;
+    }
+
+    /// Background expiry on every shard of this core.
+    fn maintain(&self) {
+        let now = crate::clock::now();
+        self.shard.borrow_mut().maintain(now);
+        for shard in self.tenant_shards.borrow_mut().values_mut() {
+            shard.maintain(now);
+        }
     }
 }
 
@@ -86,6 +183,7 @@ pub async fn core_main(
         item_size_max: server.config.item_size_max,
         shard_id: id as u32,
         num_shards: n as u32,
+        budget: None,
     };
     let core = Rc::new(Core {
         id,
@@ -95,6 +193,14 @@ pub async fn core_main(
             stats.clone(),
             server.settings.clone(),
         )),
+        tenant_shards: RefCell::new(HashMap::new()),
+        registry: RefCell::new(
+            server
+                .tenants
+                .as_ref()
+                .map_or_else(|| Arc::new(Registry::empty()), |t| t.snapshot()),
+        ),
+        sessions: RefCell::new(HashMap::new()),
         stats,
         reply_id: rep_tx.peer_id(),
         requests: (n > 1).then_some(req_tx),
@@ -116,8 +222,9 @@ pub async fn core_main(
     while !server.shutdown.load(Ordering::Acquire) {
         sleep(Duration::from_millis(50)).await;
         ticks += 1;
+        core.refresh_registry();
         if ticks.is_multiple_of(4) {
-            core.shard.borrow_mut().maintain(crate::clock::now());
+            core.maintain();
         }
     }
     accept.cancel();

@@ -17,6 +17,16 @@ pub fn resolve(listen: &str, port: u16) -> io::Result<SocketAddr> {
     })
 }
 
+/// Resolves a `host:port` string (the admin address) to one socket address.
+pub fn resolve_one(addr: &str) -> io::Result<SocketAddr> {
+    addr.to_socket_addrs()?.next().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("cannot resolve {addr}"),
+        )
+    })
+}
+
 fn socket_for(addr: &SocketAddr) -> io::Result<Socket> {
     let s = Socket::new(
         Domain::for_address(*addr),

@@ -32,6 +32,8 @@ pub struct Batch {
     pub reply_to: usize,
     /// Connection id on the sending core (routes the reply back).
     pub conn: usize,
+    /// The connection's cache: every op runs on the owner's shard of it.
+    pub cache: u32,
     pub ops: Vec<RemoteOp>,
 }
 

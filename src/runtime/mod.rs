@@ -11,6 +11,7 @@ mod core;
 mod listener;
 mod mesh;
 mod shard;
+mod tenants;
 
 use crate::config::Config;
 use crate::exec::ShardSettings;
@@ -92,7 +93,24 @@ pub fn run(config: Config) -> Result<(), StartError> {
         }
     })?;
     stats::init(n);
+    // Multi-tenant mode: the control store must open (and lock its data dir)
+    // before anything listens.
+    let control = if config.multi_tenant {
+        let store = crate::tenancy::ControlStore::open(&config.data_dir).map_err(|e| {
+            StartError(format!(
+                "cannot open data dir {}: {e}",
+                config.data_dir.display()
+            ))
+        })?;
+        Some(store)
+    } else {
+        None
+    };
+    let tenants = control
+        .as_ref()
+        .map(|c| tenants::Tenants::new(c.registry(), config.auth_timeout));
     let server = Arc::new(Server {
+        tenants,
         settings: Arc::new(ShardSettings {
             item_size_max: config.item_size_max,
             disable_cas: config.disable_cas,
@@ -107,6 +125,10 @@ pub fn run(config: Config) -> Result<(), StartError> {
     });
     crate::exec::VERBOSITY.store(server.config.verbosity, Ordering::Relaxed);
     spawn_signal_thread(server.clone())?;
+    let _admin = match control {
+        Some(store) => Some(start_admin(store, &server, bound)?),
+        None => None,
+    };
 
     let placement = match glommio::CpuSet::online() {
         Ok(cpus) if cpus.len() >= n => PoolPlacement::MaxSpread(n, Some(cpus)),
@@ -149,6 +171,47 @@ pub fn run(config: Config) -> Result<(), StartError> {
         Some(e) => Err(StartError(e)),
         None => Ok(()),
     }
+}
+
+/// Starts the operator endpoint on its own thread; every committed change
+/// reaches the cores through `Tenants::publish`. The handle stops it on drop.
+fn start_admin(
+    store: crate::tenancy::ControlStore,
+    server: &Arc<Server>,
+    bound: std::net::SocketAddr,
+) -> Result<crate::admin::AdminHandle, StartError> {
+    let cfg = &server.config;
+    let bind = listener::resolve_one(&cfg.admin_addr).map_err(|e| {
+        StartError(format!(
+            "cannot resolve admin address {}: {e}",
+            cfg.admin_addr
+        ))
+    })?;
+    if store.operator_token_created() {
+        // Printed once, on the start that created it; it stays in the file.
+        eprintln!(
+            "shoal operator token (saved in {}): {}",
+            store
+                .dir()
+                .join(crate::tenancy::OPERATOR_TOKEN_FILE)
+                .display(),
+            store.operator_token()
+        );
+    }
+    let srv = server.clone();
+    let on_change: crate::admin::OnChange = Box::new(move |registry| {
+        if let Some(t) = &srv.tenants {
+            t.publish(registry);
+        }
+    });
+    let admin = crate::admin::AdminConfig {
+        bind,
+        servers: bound.to_string(),
+    };
+    let handle = crate::admin::spawn_with(store, admin, on_change)
+        .map_err(|e| StartError(format!("failed to listen on admin address {bind}: {e}")))?;
+    eprintln!("shoal admin listening on {}", handle.local_addr());
+    Ok(handle)
 }
 
 trait SeedExt {

@@ -35,7 +35,7 @@ fn execute(core: &Core, batch: Batch) -> Replies {
     let mut ends = Vec::with_capacity(batch.ops.len());
     core.stats.forwarded_batches.incr();
     core.stats.forwarded_ops.add(batch.ops.len() as u64);
-    let mut shard = core.shard.borrow_mut();
+    let mut shard = core.shard(batch.cache);
     for op in batch.ops {
         match op {
             RemoteOp::Single(req) => ascii::execute(&mut shard, &req, now, &mut data),

@@ -54,9 +54,10 @@ impl Store {
     }
 
     /// Capacity of a new segment the budget allows for an item of `n` bytes, if any.
-    fn affordable_segment(&self, n: usize) -> Option<usize> {
+    pub(super) fn affordable_segment(&self, n: usize) -> Option<usize> {
         let used = self.mem_used() + self.segs.alloc_overhead();
         let cap = Segment::cap_for_budget(self.segment_limit().saturating_sub(used))
+            .min(self.seg_cap.max(n.next_multiple_of(PAGE_SIZE)))
             .min(self.segs.seg_size());
         (cap >= n && cap >= MIN_SEGMENT.min(self.segs.seg_size())).then_some(cap)
     }
@@ -86,6 +87,7 @@ impl Store {
                     return Ok(self.segs.addr(id, seg.len as usize));
                 }
             }
+            self.trim_closed_head(n);
             if self.segs.reuse_pooled(n, now).is_some() {
                 continue;
             }
@@ -93,6 +95,10 @@ impl Store {
                 if self.segs.alloc_head(cap, now).is_some() {
                     continue;
                 }
+            }
+            // Budgeted: lease more before evicting anything.
+            if self.lease_segment(n) {
+                continue;
             }
             if self.segs.free_small_pooled(n) {
                 continue;
@@ -126,10 +132,12 @@ impl Store {
                     return;
                 };
                 let cap = self.segs.get(oldest).cap();
+                // A budgeted store that can still lease more grows instead (in `make_room`).
                 if oldest == head
                     || cap < n
                     || self.segs.has_pooled()
-                    || self.affordable_segment(self.segs.seg_size()).is_some()
+                    || self.affordable_segment(self.seg_cap).is_some()
+                    || (self.budget.is_some() && !self.pool_dry)
                 {
                     return;
                 }
@@ -287,6 +295,7 @@ mod tests {
             item_size_max: 1 << 20,
             shard_id: 0,
             num_shards: 1,
+            budget: None,
         });
         s.keep_pct = keep_pct;
         let mut z = Zipf::new(keys, alpha);

@@ -43,11 +43,19 @@ impl Store {
         self.index.clear();
         self.live = Live::default();
         self.cursor = Cursor::default();
+        self.release_after_flush();
     }
 
     /// Changes the memory limit (`cache_memlimit`). Shrinking evicts whole segments, oldest
     /// first, until the store fits.
+    ///
+    /// A budgeted store resizes its lease instead: shrinking returns the difference to the
+    /// budget, growing leases what the budget has left.
     pub fn set_memory_limit(&mut self, bytes: usize) {
+        if self.budget.is_some() {
+            self.resize_lease(bytes);
+            return;
+        }
         self.limit = bytes;
         self.enforce_budget(false);
     }
@@ -56,6 +64,7 @@ impl Store {
     /// Returns the number reclaimed. Call it periodically from a low-priority task.
     pub fn maintain(&mut self, now: u32, max_items: usize) -> usize {
         self.tick(now);
+        self.maintain_lease();
         // Idle time is a good time for eviction work that stores would otherwise do.
         if self.compaction.is_some() {
             self.compact_step(max_items, now);

@@ -24,9 +24,15 @@
 //!   change it.
 //! * **Memory bound**: segments + index + bookkeeping ≤ `memory_limit`; a growth reserve of about
 //!   one index sub-table stays free so index growth never forces a synchronous eviction.
+//! * **Plans across cores** ([`budget`](self::budget)): with a shared [`Budget`], `memory_limit`
+//!   is a lease taken from the cache's plan in segment-sized chunks where the store would
+//!   otherwise evict, and given back on flush, drop, `maintain` and plan cuts.
 //!
 //! Per-item overhead for 16 B keys + 32 B values at 1M items: ≈ 15.4 bytes (memcached: ~59).
 
+use std::sync::Arc;
+
+mod budget;
 mod cas;
 mod compact;
 mod evict;
@@ -36,13 +42,19 @@ mod item;
 mod segment;
 mod store;
 
+pub use budget::Budget;
 pub use store::Store;
 
 /// Static configuration of one shard's store.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
-    /// Hard bound on the bytes the store allocates for items and index together.
+    /// Hard bound on the bytes the store allocates for items and index together. Ignored when
+    /// `budget` is set.
     pub memory_limit: usize,
+    /// The cache's memory plan, shared by its stores on all cores (`budget.rs`). None: the
+    /// store is bounded by `memory_limit` alone. With a budget the store starts with nothing and
+    /// leases memory from the plan as it grows, so the stores together stay within the plan.
+    pub budget: Option<Arc<Budget>>,
     /// memcached `-I`: an item with `key.len() + value.len() + 50 > item_size_max` is refused.
     /// Clamped to 1 GiB.
     pub item_size_max: usize,
@@ -104,5 +116,7 @@ pub struct StoreStats {
 /// found no path, which is rare). Otherwise the store stays within the limit.
 pub const MEMORY_SLACK: usize = index::MAX_GROWTH_BYTES;
 
+#[cfg(test)]
+mod lease_tests;
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,7 @@
 //! `expiry.rs`; this file holds the lookup/write paths they share.
 
 use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
 
 use foldhash::fast::FixedState;
 
@@ -13,7 +14,7 @@ use super::item::{
     ITEM_SIZE_ALLOWANCE, MAX_KEY_LEN, META_BITS, STALE, WIN,
 };
 use super::segment::{Segment, Segments, DEFAULT_SEGMENT, UNSET};
-use super::{ItemRef, StoreConfig, StoreError, StoreStats};
+use super::{Budget, ItemRef, StoreConfig, StoreError, StoreStats};
 
 /// memcached's largest `-I`.
 const MAX_ITEM_SIZE_MAX: usize = 1 << 30;
@@ -74,7 +75,19 @@ pub(super) struct Cursor {
 
 /// One shard's cache: items, index, eviction, expiry. See the module docs for the design.
 pub struct Store {
+    /// The memory bound; with a budget, this store's lease (taken from, and returned to, it).
     pub(super) limit: usize,
+    /// The cache's shared plan (`budget.rs`); None: `limit` is fixed by the configuration.
+    pub(super) budget: Option<Arc<Budget>>,
+    /// Budgeted: the last lease asked for came up short, so the store is full and evicts
+    /// (re-checked by `maintain`). Until then it grows rather than starting paced evictions.
+    pub(super) pool_dry: bool,
+    /// Capacity of the segments the store allocates: the full segment size, or for a budgeted
+    /// store a size scaled to the plan (`budget.rs`).
+    pub(super) seg_cap: usize,
+    pub(super) num_shards: usize,
+    /// Generation of the last plan lowering this store has shrunk for (`Budget::set_plan`).
+    pub(super) shrink_gen: u32,
     pub(super) item_size_max: usize,
     pub(super) index: Index,
     pub(super) segs: Segments,
@@ -96,8 +109,21 @@ impl Store {
     pub fn new(cfg: StoreConfig) -> Self {
         let item_size_max = cfg.item_size_max.min(MAX_ITEM_SIZE_MAX);
         let seg_size = DEFAULT_SEGMENT.max(item_size_max.next_power_of_two());
+        // A budgeted store starts with no lease: an idle cache costs nothing of its plan.
+        let limit = if cfg.budget.is_some() {
+            0
+        } else {
+            cfg.memory_limit
+        };
+        // Lowerings of the plan before this store existed are not its business.
+        let shrink_gen = cfg.budget.as_ref().map_or(0, |b| b.shrink().0);
         Store {
-            limit: cfg.memory_limit,
+            limit,
+            budget: cfg.budget,
+            pool_dry: false,
+            seg_cap: seg_size,
+            num_shards: cfg.num_shards.max(1) as usize,
+            shrink_gen,
             item_size_max,
             index: Index::default(),
             segs: Segments::new(seg_size),
@@ -465,7 +491,7 @@ impl Store {
             return Err(StoreError::TooLarge);
         }
         let n = item::max_item_len(key.len(), value_len, flags, exptime != 0);
-        if n > self.max_item_room() {
+        if n > self.max_item_room() && !self.lease_item_room(n) {
             return Err(StoreError::NoMemory);
         }
         let h = hash_key(key);
@@ -499,6 +525,9 @@ impl Store {
             None => self.index_insert(h, addr),
         }
         self.counters.total_items += 1;
+        if self.mem_used() > self.limit {
+            self.lease_more(self.mem_used() - self.limit);
+        }
         self.enforce_budget(true);
         self.pace_compaction(len, now);
         Ok(())
@@ -516,6 +545,9 @@ impl Store {
     fn reserve_index(&mut self, h: u64) {
         while let Some(extra) = self.index.growth_needed(h) {
             let over = (self.mem_used() + extra).saturating_sub(self.limit);
+            if over > 0 && self.lease_more(over) > 0 {
+                continue;
+            }
             if over > 0 && self.release_memory(over, false) {
                 continue;
             }

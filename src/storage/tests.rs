@@ -12,6 +12,7 @@ fn store(limit: usize) -> Store {
         item_size_max: MIB,
         shard_id: 1,
         num_shards: 4,
+        budget: None,
     })
 }
 

@@ -18,6 +18,7 @@ fn shard_with(disable_cas: bool) -> Shard {
         item_size_max: MAX,
         shard_id: 0,
         num_shards: 1,
+        budget: None,
     };
     let settings = ShardSettings {
         item_size_max: MAX,
@@ -584,9 +585,14 @@ fn server_wide_requests_are_not_executed_on_a_shard() {
 
 fn stat_responses(key: &[u8]) -> Vec<Resp> {
     crate::stats::init(1);
-    let config = Config::from_cli(Default::default()).unwrap();
+    let config = crate::config::Config::from_cli(Default::default()).unwrap();
     let mut out = BytesMut::new();
-    stat(&config, &req(op::STAT, b"", key, b"", 77, 0), &mut out);
+    let scope = crate::exec::stats_cmd::Scope {
+        config: &config,
+        stats: crate::stats::registry(),
+        cache: None,
+    };
+    stat(&scope, &req(op::STAT, b"", key, b"", 77, 0), &mut out);
     responses(&out)
 }
 
