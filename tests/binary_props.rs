@@ -510,6 +510,7 @@ fn test_shard() -> Shard {
         disable_cas: false,
         disable_flush_all: false,
         enable_shutdown: false,
+        append_too_large_is_error: false,
     };
     Shard::new(cfg, Arc::new(CoreStats::default()), Arc::new(settings))
 }

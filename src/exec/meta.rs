@@ -479,6 +479,7 @@ mod tests {
                 disable_cas,
                 disable_flush_all: false,
                 enable_shutdown: false,
+                append_too_large_is_error: false,
             };
             Conn {
                 shard: Shard::new(cfg, Arc::new(CoreStats::default()), Arc::new(settings)),

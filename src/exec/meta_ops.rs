@@ -352,7 +352,12 @@ impl Shard {
                     buf.extend_from_slice(it.value);
                 }
                 let r = if self.too_large(s.key, buf.len() + s.data.len()) {
-                    none(StoreOutcome::NotStored)
+                    if self.settings.append_too_large_is_error {
+                        self.stats.store_too_large.incr();
+                        none(StoreOutcome::TooLarge)
+                    } else {
+                        none(StoreOutcome::NotStored)
+                    }
                 } else {
                     let parts: [&[u8]; 2] = if mode == StoreMode::Append {
                         [&buf, s.data]

@@ -33,6 +33,10 @@ pub struct ShardSettings {
     pub disable_cas: bool,
     pub disable_flush_all: bool,
     pub enable_shutdown: bool,
+    /// Multi-tenant mode (T-5): an append/prepend whose result would exceed
+    /// the item limit answers too-large instead of memcached's NOT_STORED,
+    /// so a hosted cache reports its 1 MB rule the same way for every write.
+    pub append_too_large_is_error: bool,
 }
 
 /// Outcome of a storage command (A-set … A-cas).

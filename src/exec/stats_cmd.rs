@@ -80,10 +80,11 @@ pub struct Scope<'a> {
 }
 
 impl Scope<'_> {
-    /// `limit_maxbytes` / `maxbytes`: the plan of a hosted cache, else `-m`.
+    /// `limit_maxbytes` / `maxbytes`: the plan of a hosted cache, else the
+    /// stores' limits (`-m`, or what cache_memlimit set).
     fn maxbytes(&self) -> u64 {
         self.cache
-            .map_or(self.config.memory_limit as u64, |(_, plan)| plan)
+            .map_or_else(|| self.stats.totals().limit_maxbytes, |(_, plan)| plan)
     }
 }
 

@@ -676,6 +676,9 @@ impl Conn {
                 ..
             } => {
                 core.stats.auth_cmds.incr();
+                // A credential created a moment ago may not have reached this
+                // core's tick yet: look for a newer snapshot first.
+                core.refresh_registry();
                 let result = tenancy::authenticate_ascii(&core.registry.borrow(), key, data);
                 match result {
                     Ok(session) => {
@@ -723,6 +726,7 @@ impl Conn {
             BinCommand::SaslListMechs => ok(&mut self.out, tenancy::plain_mechs().as_bytes()),
             BinCommand::SaslAuth => {
                 core.stats.auth_cmds.incr();
+                core.refresh_registry();
                 let result = if &req.key[..] == b"PLAIN" {
                     tenancy::authenticate_plain(&core.registry.borrow(), &req.value)
                 } else {

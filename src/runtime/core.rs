@@ -129,7 +129,7 @@ impl Core {
     /// Picks up a new registry snapshot: drops the shards of deleted caches
     /// and closes connections whose credential or cache is gone or disabled
     /// (shutting the socket down wakes their pending read with EOF).
-    fn refresh_registry(&self) {
+    pub fn refresh_registry(&self) {
         let Some(tenants) = &self.server.tenants else {
             return;
         };
@@ -168,6 +168,22 @@ pub async fn core_main(
     replies: MeshBuilder<Replies, Full>,
 ) -> Result<(), String> {
     let n = server.config.threads;
+    // glommio 0.9's shared-channel handshake (inside the mesh joins) only
+    // re-checks a peer's arrival when this executor's reactor loops; the
+    // peer's connect does not wake it. A reactor that went to sleep first
+    // would wait forever (seen as a startup hang in about 1 of 3 starts with
+    // a dozen servers starting at once). A 1 ms ticker keeps it looping until
+    // both meshes are joined.
+    let joined = Rc::new(std::cell::Cell::new(false));
+    let ticker = {
+        let joined = joined.clone();
+        glommio::spawn_local(async move {
+            while !joined.get() {
+                sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .detach()
+    };
     let (req_tx, req_rx) = requests
         .join()
         .await
@@ -176,6 +192,8 @@ pub async fn core_main(
         .join()
         .await
         .map_err(|_| "cannot join the reply mesh".to_string())?;
+    joined.set(true);
+    drop(ticker);
     let id = req_tx.peer_id();
     let stats = stats::registry().core(id);
     let store_cfg = StoreConfig {

@@ -102,6 +102,9 @@ pub fn run(config: Config) -> Result<(), StartError> {
                 config.data_dir.display()
             ))
         })?;
+        if store.operator_token_created() {
+            TOKEN_CREATED.store(true, Ordering::Relaxed);
+        }
         Some(store)
     } else {
         None
@@ -116,6 +119,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
             disable_cas: config.disable_cas,
             disable_flush_all: config.disable_flush_all,
             enable_shutdown: config.enable_shutdown,
+            append_too_large_is_error: config.multi_tenant,
         }),
         hash_seed: std::collections::hash_map::RandomState::new().hash_one_seed(),
         conns: AtomicUsize::new(0),
@@ -125,10 +129,6 @@ pub fn run(config: Config) -> Result<(), StartError> {
     });
     crate::exec::VERBOSITY.store(server.config.verbosity, Ordering::Relaxed);
     spawn_signal_thread(server.clone())?;
-    let _admin = match control {
-        Some(store) => Some(start_admin(store, &server, bound)?),
-        None => None,
-    };
 
     let placement = match glommio::CpuSet::online() {
         Ok(cpus) if cpus.len() >= n => PoolPlacement::MaxSpread(n, Some(cpus)),
@@ -144,17 +144,41 @@ pub fn run(config: Config) -> Result<(), StartError> {
         .preempt_timer(Duration::from_millis(5))
         .on_all_shards(move || {
             let (server, fds) = (srv.clone(), fds.clone());
-            async move { core::core_main(server, fds, requests, replies).await }
+            async move {
+                let r = core::core_main(server, fds, requests, replies).await;
+                if let Err(e) = &r {
+                    eprintln!("shoal: core failed: {e}");
+                }
+                r
+            }
         })
         .map_err(|e| StartError(format!("cannot start executors: {e}")))?;
 
     // Announce once all cores accept (tests and scripts wait for this line).
+    let deadline = std::time::Instant::now() + STARTUP_DEADLINE;
     while server.ready.load(Ordering::Acquire) < n {
-        if handles.handles().iter().all(|h| h.is_finished()) {
-            break;
+        if std::time::Instant::now() > deadline {
+            return Err(restart_stalled_startup());
+        }
+        // A core that stopped before accepting leaves the others waiting for
+        // it on the meshes forever: give up rather than hang (exiting the
+        // process ends those threads too).
+        if handles.handles().iter().any(|h| h.is_finished()) {
+            return Err(StartError(
+                "a core stopped during startup (see the messages above)".into(),
+            ));
+        }
+        if server.shutdown.load(Ordering::Acquire) {
+            return Err(StartError("interrupted during startup".into()));
         }
         std::thread::sleep(Duration::from_millis(2));
     }
+    // The operator endpoint starts once the data plane is up, so a restarted
+    // startup (above) never announces an address that then goes away.
+    let _admin = match control {
+        Some(store) => Some(start_admin(store, &server, bound)?),
+        None => None,
+    };
     if server.ready.load(Ordering::Acquire) == n {
         eprintln!("shoal listening on {bound} ({n} cores)");
         tracing::info!(%bound, cores = n, "listening");
@@ -173,6 +197,46 @@ pub fn run(config: Config) -> Result<(), StartError> {
     }
 }
 
+/// How long the cores may take to join their meshes and start accepting.
+/// Normally milliseconds.
+const STARTUP_DEADLINE: Duration = Duration::from_secs(5);
+/// Startups tried before giving up.
+const STARTUP_ATTEMPTS: u32 = 3;
+/// Carries the attempt number (and whether this start created the operator
+/// token) across a restart.
+const STARTUP_ATTEMPT_ENV: &str = "SHOAL_STARTUP_ATTEMPT";
+const TOKEN_CREATED_ENV: &str = "SHOAL_OPERATOR_TOKEN_CREATED";
+/// This process (or the attempt before it) created the operator token.
+static TOKEN_CREATED: AtomicBool = AtomicBool::new(false);
+
+/// glommio 0.9 can lose the wake-up that tells a parked executor its peer
+/// joined a channel mesh; under load about 1 start in 400 then waits forever
+/// with every core asleep (a ticker timer does not reliably rescue it). Nothing
+/// has been announced or served yet, so the cure is to start over: re-execute
+/// this binary with the same arguments (every socket and the data-dir lock are
+/// close-on-exec). Returns only if that is impossible or attempts ran out.
+fn restart_stalled_startup() -> StartError {
+    use std::os::unix::process::CommandExt;
+    let attempt: u32 = std::env::var(STARTUP_ATTEMPT_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    if attempt >= STARTUP_ATTEMPTS {
+        return StartError(format!(
+            "the cores did not start within {STARTUP_DEADLINE:?} ({attempt} attempts)"
+        ));
+    }
+    tracing::warn!(attempt, "startup stalled; restarting");
+    let mut cmd = std::process::Command::new("/proc/self/exe");
+    cmd.args(std::env::args_os().skip(1))
+        .env(STARTUP_ATTEMPT_ENV, (attempt + 1).to_string());
+    if TOKEN_CREATED.load(Ordering::Relaxed) {
+        cmd.env(TOKEN_CREATED_ENV, "1");
+    }
+    let err = cmd.exec();
+    StartError(format!("startup stalled and restarting failed: {err}"))
+}
+
 /// Starts the operator endpoint on its own thread; every committed change
 /// reaches the cores through `Tenants::publish`. The handle stops it on drop.
 fn start_admin(
@@ -187,7 +251,11 @@ fn start_admin(
             cfg.admin_addr
         ))
     })?;
-    if store.operator_token_created() {
+    // A restarted startup (see `restart_stalled_startup`) finds the token the
+    // first attempt created; it has still never been printed.
+    let created =
+        TOKEN_CREATED.load(Ordering::Relaxed) || std::env::var_os(TOKEN_CREATED_ENV).is_some();
+    if created {
         // Printed once, on the start that created it; it stays in the file.
         eprintln!(
             "shoal operator token (saved in {}): {}",

@@ -4,6 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,11 @@ use std::time::{Duration, Instant};
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
+    /// The admin endpoint (multi-tenant mode): from the `shoal admin
+    /// listening on ADDR` line printed before the listening line.
+    pub admin: Option<SocketAddr>,
+    /// The data directory given to `start_mt`.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Server {
@@ -25,15 +31,20 @@ impl Server {
             .spawn()
             .expect("spawn shoal");
         let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = std::sync::mpsc::channel::<(String, Option<String>)>();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stderr).lines();
             let mut sent = false;
+            let mut admin = None;
             for line in lines.by_ref().map_while(Result::ok) {
                 if !sent {
+                    if let Some(rest) = line.strip_prefix("shoal admin listening on ") {
+                        admin = rest.split_whitespace().next().map(str::to_string);
+                        continue;
+                    }
                     if let Some(rest) = line.strip_prefix("shoal listening on ") {
                         let addr = rest.split_whitespace().next().unwrap().to_string();
-                        let _ = tx.send(addr);
+                        let _ = tx.send((addr, admin.take()));
                         sent = true;
                         continue;
                     }
@@ -41,12 +52,60 @@ impl Server {
                 eprintln!("[shoal] {line}");
             }
         });
-        let addr: SocketAddr = rx
+        let (addr, admin) = rx
             .recv_timeout(Duration::from_secs(30))
-            .expect("shoal did not announce its address")
-            .parse()
-            .unwrap();
-        Server { child, addr }
+            .expect("shoal did not announce its address");
+        Server {
+            child,
+            addr: addr.parse().unwrap(),
+            admin: admin.map(|a| a.parse().expect("admin address")),
+            data_dir: None,
+        }
+    }
+
+    /// Starts a multi-tenant server (`--multi-tenant --data-dir DIR
+    /// --admin-addr 127.0.0.1:0`) plus `extra` args; `admin` is set.
+    pub fn start_mt(cores: usize, dir: &Path, extra: &[&str]) -> Server {
+        let dir_s = dir.to_str().expect("utf-8 data dir");
+        let mut args = vec![
+            "--multi-tenant",
+            "--data-dir",
+            dir_s,
+            "--admin-addr",
+            "127.0.0.1:0",
+        ];
+        args.extend_from_slice(extra);
+        let mut s = Server::start(cores, &args);
+        assert!(s.admin.is_some(), "no `shoal admin listening on` line");
+        s.data_dir = Some(dir.to_path_buf());
+        s
+    }
+
+    /// Runs `shoal <args> --admin ADDR --data-dir DIR` against this
+    /// (multi-tenant) server: Ok(stdout) on exit code 0, else Err(stderr).
+    pub fn ctl(&self, args: &[&str]) -> Result<String, String> {
+        let admin = self.admin.expect("not a multi-tenant server").to_string();
+        let dir = self.data_dir.as_ref().expect("no data dir");
+        let out = Command::new(env!("CARGO_BIN_EXE_shoal"))
+            .args(args)
+            .arg("--admin")
+            .arg(&admin)
+            .arg("--data-dir")
+            .arg(dir)
+            .env_remove("SHOAL_ADMIN_TOKEN")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run shoal subcommand");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(format!(
+                "shoal {args:?} failed ({}): {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -184,6 +243,52 @@ impl Client {
                 it.next().unwrap_or("").to_string(),
             );
         }
+    }
+
+    /// Waits up to `within` for the server to close this connection: Ok(how
+    /// long it took) on EOF or reset, Err(why) if it is still open or sent
+    /// data. Unlike `closed`, a read timeout is not taken for a close. The
+    /// read timeout is restored to 20 s afterwards.
+    pub fn eof_within(&mut self, within: Duration) -> Result<Duration, String> {
+        let start = Instant::now();
+        let deadline = start + within;
+        let mut result = Err("still open".to_string());
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            let mut buf = [0u8; 256];
+            match self.reader.read(&mut buf) {
+                Ok(0) => {
+                    result = Ok(start.elapsed());
+                    break;
+                }
+                Ok(n) => {
+                    result = Err(format!(
+                        "unexpected data {:?}",
+                        String::from_utf8_lossy(&buf[..n])
+                    ));
+                    break;
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    result = Ok(start.elapsed());
+                    break;
+                }
+            }
+        }
+        let _ = self.stream.set_read_timeout(Some(Duration::from_secs(20)));
+        result
     }
 
     /// True once the server has closed this connection (EOF within the timeout).

@@ -25,6 +25,7 @@ fn shard_with(disable_cas: bool) -> Shard {
         disable_cas,
         disable_flush_all: false,
         enable_shutdown: false,
+        append_too_large_is_error: false,
     };
     Shard::new(cfg, Arc::new(CoreStats::default()), Arc::new(settings))
 }
