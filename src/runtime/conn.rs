@@ -710,20 +710,10 @@ impl Conn {
     /// does, so a client may retry.
     async fn sasl(&mut self, req: &BinRequest) {
         let core = self.core.clone();
-        let ok = |out: &mut BytesMut, value: &[u8]| {
-            bin::encode::response(
-                out,
-                req.opcode,
-                req.opaque,
-                Status::Success,
-                0,
-                b"",
-                b"",
-                value,
-            )
-        };
         match req.cmd {
-            BinCommand::SaslListMechs => ok(&mut self.out, tenancy::plain_mechs().as_bytes()),
+            BinCommand::SaslListMechs => {
+                bin::encode::success_value(&mut self.out, req, tenancy::plain_mechs().as_bytes())
+            }
             BinCommand::SaslAuth => {
                 core.stats.auth_cmds.incr();
                 core.refresh_registry();
@@ -737,7 +727,7 @@ impl Conn {
                         // Ops queued for the previous cache go out first.
                         self.round().await;
                         self.login(session);
-                        ok(&mut self.out, b"Authenticated");
+                        bin::encode::success_value(&mut self.out, req, b"Authenticated");
                     }
                     None => {
                         core.stats.auth_errors.incr();

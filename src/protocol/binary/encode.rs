@@ -81,6 +81,13 @@ pub fn success(out: &mut BytesMut, req: &BinRequest, cas: u64) {
 /// Noop: an empty success, never suppressed.
 #[inline]
 pub fn noop(out: &mut BytesMut, req: &BinRequest) {
+    success_value(out, req, b"");
+}
+
+/// A success carrying only a value (SASL answers: the mechanism list,
+/// `Authenticated`), never suppressed.
+#[inline]
+pub fn success_value(out: &mut BytesMut, req: &BinRequest, value: &[u8]) {
     response(
         out,
         req.opcode,
@@ -89,7 +96,7 @@ pub fn noop(out: &mut BytesMut, req: &BinRequest) {
         0,
         b"",
         b"",
-        b"",
+        value,
     );
 }
 
