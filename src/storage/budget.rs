@@ -126,6 +126,15 @@ fn alloc_segment(plan: usize, num_shards: usize, seg_size: usize) -> usize {
 }
 
 impl Store {
+    /// A budgeted store's next segment is at most as large as the segment memory it already
+    /// holds (at least `MIN_SEGMENT`): a cache holding a few small items then costs a 16 KiB
+    /// segment, not a full one, and a filling cache still reaches full segments after a few
+    /// doublings. Thousands of mostly idle caches per server make this matter.
+    fn ramped(&self, cap: usize) -> usize {
+        let held = self.segs.data_bytes().max(MIN_SEGMENT);
+        cap.min(held.next_multiple_of(PAGE_SIZE))
+    }
+
     /// Leases up to `want` more bytes (rounded up to a page) and raises the limit by what was
     /// granted. Returns the grant; 0 for a store without a budget.
     pub(super) fn lease_more(&mut self, want: usize) -> usize {
@@ -134,7 +143,11 @@ impl Store {
         let got = b.grab(want);
         self.limit += got;
         self.pool_dry = got < want;
-        self.seg_cap = alloc_segment(b.plan(), self.num_shards, self.segs.seg_size());
+        self.seg_cap = self.ramped(alloc_segment(
+            b.plan(),
+            self.num_shards,
+            self.segs.seg_size(),
+        ));
         got
     }
 
@@ -212,6 +225,14 @@ impl Store {
     /// the lease beyond one spare segment (freeing empty segments first).
     pub(super) fn maintain_lease(&mut self) {
         let Some(b) = &self.budget else { return };
+        // A hosted cache that holds nothing (all deleted or expired) keeps no
+        // segment or index either: with thousands of mostly idle caches per
+        // core these, not items, would dominate memory. A pending delayed
+        // flush must still see later items, so such a store is left alone.
+        if self.live.items == 0 && self.pending_flush.is_none() && self.mem_used() > 0 {
+            self.release_all();
+            return;
+        }
         let (plan, leased) = (b.plan(), b.leased());
         let (gen, frac) = b.shrink();
         if leased > plan {
@@ -235,7 +256,11 @@ impl Store {
         }
         let Some(b) = &self.budget else { return };
         self.pool_dry = b.plan().saturating_sub(b.leased()) < MIN_SEGMENT;
-        self.seg_cap = alloc_segment(b.plan(), self.num_shards, self.segs.seg_size());
+        self.seg_cap = self.ramped(alloc_segment(
+            b.plan(),
+            self.num_shards,
+            self.segs.seg_size(),
+        ));
     }
 
     /// Budgeted stores, after a flush: frees every segment and returns the whole lease.

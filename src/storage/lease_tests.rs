@@ -297,3 +297,32 @@ fn budgeted_stores_under_churn_stay_consistent_and_within_plan() {
         bytes as f64 * 100.0 / plan as f64
     );
 }
+
+#[test]
+fn an_emptied_store_gives_back_its_memory_on_maintain() {
+    let b = Arc::new(Budget::new(25_000_000));
+    let mut s = budgeted(&b, 0, 2);
+    s.set(b"k", &[b"v"], 0, 0, 1).unwrap();
+    assert!(s.mem_used() > 0 && b.leased() > 0);
+    assert!(s.delete(b"k", 1));
+    s.maintain(2, 1000);
+    assert_eq!(
+        (s.mem_used(), b.leased()),
+        (0, 0),
+        "an empty cache holds nothing"
+    );
+    // A second maintain has nothing left to do, and the store still works.
+    s.maintain(3, 1000);
+    s.set(b"k", &[b"w"], 0, 0, 4).unwrap();
+    assert_eq!(s.get(b"k", 4).unwrap().value, b"w");
+    // A delayed flush keeps an empty store's state until it has happened.
+    assert!(s.delete(b"k", 4));
+    s.flush(10, 4);
+    s.maintain(5, 1000);
+    s.set(b"late", &[b"x"], 0, 0, 6).unwrap();
+    s.maintain(11, 1000);
+    assert!(
+        s.get(b"late", 11).is_none(),
+        "the delayed flush still applied"
+    );
+}

@@ -117,11 +117,17 @@ impl Store {
         };
         // Lowerings of the plan before this store existed are not its business.
         let shrink_gen = cfg.budget.as_ref().map_or(0, |b| b.shrink().0);
+        let budgeted = cfg.budget.is_some();
         Store {
             limit,
             budget: cfg.budget,
             pool_dry: false,
-            seg_cap: seg_size,
+            // Budgeted stores start small and double (`Store::ramped`).
+            seg_cap: if budgeted {
+                super::segment::MIN_SEGMENT
+            } else {
+                seg_size
+            },
             num_shards: cfg.num_shards.max(1) as usize,
             shrink_gen,
             item_size_max,
