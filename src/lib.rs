@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod conns;
 pub mod exec;
+pub mod latency;
 pub mod protocol;
 pub mod runtime;
 pub mod stats;

@@ -13,6 +13,8 @@
 //! | `PATCH /caches/:id/credentials/:username {write, flush, api}` | 200 `{credential}` |
 //! | `DELETE /caches/:id/credentials/:username` | 204 |
 //! | `POST /caches/:id/credentials/:username/promote` | 200 `{credential}` |
+//! | `GET /latency` | 200 `{latency: {class: {count, p50, p90, p99, p999, max}}}` (µs, all caches) |
+//! | `GET /caches/:id/latency` | 200 `{cache_id, latency}` (that cache's requests) |
 //!
 //! Errors: 400 invalid, 401 no/wrong token, 404 no such cache or
 //! credential, 409 conflict, 500 the store could not write (`body.rs`).
@@ -55,6 +57,8 @@ pub(crate) fn router(state: Arc<AdminState>) -> Router {
             axum::routing::patch(set_caps).delete(remove_credential),
         )
         .route("/caches/{id}/credentials/{username}/promote", post(promote))
+        .route("/latency", get(server_latency))
+        .route("/caches/{id}/latency", get(cache_latency))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_operator,
@@ -119,6 +123,33 @@ async fn list_caches(State(state): Shared) -> ApiResult {
     caches.sort_by_key(|c| c.id);
     let views: Vec<_> = caches.iter().map(cache_view).collect();
     Ok(ok(json!({ "caches": views })))
+}
+
+/// Percentiles per command class merged over the cores' last pushes (at
+/// most a second old); classes with no request yet are left out.
+fn latency_json(cache: Option<u32>) -> serde_json::Value {
+    let report = crate::latency::hub()
+        .map(|h| h.report(cache))
+        .unwrap_or_default();
+    let by_class: serde_json::Map<String, serde_json::Value> = report
+        .into_iter()
+        .map(|(name, p)| (name.to_string(), json!(p)))
+        .collect();
+    serde_json::Value::Object(by_class)
+}
+
+async fn server_latency() -> ApiResult {
+    Ok(ok(json!({ "unit": "us", "latency": latency_json(None) })))
+}
+
+async fn cache_latency(State(state): Shared, Path(id): Path<String>) -> ApiResult {
+    let id = parse_id(&id)?;
+    lock(&state).cache(id).ok_or(ControlError::NotFound)?;
+    Ok(ok(json!({
+        "cache_id": id,
+        "unit": "us",
+        "latency": latency_json(Some(id)),
+    })))
 }
 
 async fn get_cache(State(state): Shared, Path(id): Path<String>) -> ApiResult {

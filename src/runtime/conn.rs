@@ -12,6 +12,7 @@ use super::mesh::{Batch, RemoteOp, Replies};
 use crate::exec::binary as run_binary;
 use crate::exec::stats_cmd::Scope;
 use crate::exec::{self, ascii as run};
+use crate::latency::{self, Class};
 use crate::protocol::ascii::{encode, AsciiParser, Parsed};
 use crate::protocol::binary::Status;
 use crate::protocol::binary::{self as bin, BinCommand, BinParsed, BinRequest, BinaryParser};
@@ -96,6 +97,8 @@ struct Conn {
     /// authentication, its cache's after.
     stats: Arc<CoreStats>,
     fd: RawFd,
+    /// Requests of each latency class in the current read's batches.
+    classes: [u64; 7],
     /// Registry version `session` was last checked against.
     seen_version: u64,
     activity: Arc<crate::conns::Activity>,
@@ -129,6 +132,7 @@ pub async fn serve(core: Rc<Core>, mut stream: TcpStream) {
         stats: core.stats.clone(),
         fd: std::os::fd::AsRawFd::as_raw_fd(&stream),
         seen_version: 0,
+        classes: [0; 7],
         activity: registration.activity.clone(),
         wire: Wire::Undetected,
         out: BytesMut::new(),
@@ -206,6 +210,8 @@ impl Conn {
     /// after each bounded batch.
     async fn drain(&mut self, stream: &mut TcpStream, rbuf: &mut BytesMut) -> Flow {
         self.out.reserve(OUT_INITIAL);
+        // Service time runs from the read that delivered the requests.
+        let read_at = std::time::Instant::now();
         loop {
             let now = crate::clock::now();
             let mut flow = Flow::Continue;
@@ -213,8 +219,20 @@ impl Conn {
             let mut handled = 0;
             loop {
                 let step = match self.next(rbuf) {
-                    Next::Ascii(req) => self.handle(req, now).await,
-                    Next::Binary(req) => self.handle_binary(req, now).await,
+                    Next::Ascii(req) => {
+                        // Authentication is not a store, whatever it looks like.
+                        let class = if self.multi_tenant && self.session.is_none() {
+                            Class::Other
+                        } else {
+                            ascii_class(&req.cmd)
+                        };
+                        self.classes[class as usize] += 1;
+                        self.handle(req, now).await
+                    }
+                    Next::Binary(req) => {
+                        self.classes[binary_class(&req.cmd) as usize] += 1;
+                        self.handle_binary(req, now).await
+                    }
                     Next::Incomplete => break,
                     Next::Reply { bytes, close } => {
                         match bytes {
@@ -249,6 +267,8 @@ impl Conn {
                     return Flow::Close;
                 }
             }
+            // noreply requests count too, answered or not.
+            self.record_latency(read_at);
             if flow == Flow::Close {
                 return Flow::Close;
             }
@@ -257,6 +277,16 @@ impl Conn {
             }
             self.stats.conn_yields.incr();
             glommio::yield_if_needed().await;
+        }
+    }
+
+    /// Records the batch's requests, answered now, in the core's histograms.
+    fn record_latency(&mut self, read_at: std::time::Instant) {
+        let us = read_at.elapsed().as_micros() as u64;
+        let mut latency = self.core.latency.borrow_mut();
+        for class in latency::CLASSES {
+            let n = std::mem::take(&mut self.classes[class as usize]);
+            latency.record(self.cache, class, us, n);
         }
     }
 
@@ -763,7 +793,7 @@ impl Conn {
             return reply::CLIENT_ERROR_MEMLIMIT_ABOVE_PLAN;
         }
         if let Some(t) = &core.server.tenants {
-            t.budget(self.cache, plan).set_plan(want as usize);
+            t.budget(self.cache).set_plan(want as usize);
         }
         reply::OK
     }
@@ -812,4 +842,37 @@ fn binary_writes(cmd: &BinCommand) -> bool {
             | BinCommand::Touch { .. }
             | BinCommand::Get { touch: Some(_), .. }
     )
+}
+
+/// The latency class of a text request.
+fn ascii_class(cmd: &Command) -> Class {
+    match cmd {
+        Command::Get { .. } => Class::Get,
+        Command::Store { .. } | Command::TooLarge { .. } => Class::Set,
+        Command::Delete { .. } => Class::Delete,
+        Command::Arith { .. } => Class::IncrDecr,
+        Command::Touch { .. } => Class::Touch,
+        Command::FlushAll { .. } => Class::Flush,
+        Command::Meta(m) => match m.cmd {
+            MetaCmd::Get => Class::Get,
+            MetaCmd::Set => Class::Set,
+            MetaCmd::Delete => Class::Delete,
+            MetaCmd::Arith => Class::IncrDecr,
+            _ => Class::Other,
+        },
+        _ => Class::Other,
+    }
+}
+
+/// The latency class of a binary request.
+fn binary_class(cmd: &BinCommand) -> Class {
+    match cmd {
+        BinCommand::Get { .. } => Class::Get,
+        BinCommand::Store { .. } | BinCommand::TooLarge { .. } => Class::Set,
+        BinCommand::Delete => Class::Delete,
+        BinCommand::Arith { .. } => Class::IncrDecr,
+        BinCommand::Touch { .. } => Class::Touch,
+        BinCommand::Flush { .. } => Class::Flush,
+        _ => Class::Other,
+    }
 }

@@ -6,6 +6,7 @@ use super::mesh::{Batch, Replies};
 use super::shard;
 use crate::config::Config;
 use crate::exec::{Shard, ShardSettings};
+use crate::latency::CoreLatency;
 use crate::stats::{self, CoreStats};
 use crate::storage::StoreConfig;
 use crate::tenancy::{Registry, Session};
@@ -56,6 +57,8 @@ pub struct Core {
     pub sessions: RefCell<HashMap<usize, (RawFd, Session)>>,
     /// Server-wide counters of this core (cache 0).
     pub stats: Arc<CoreStats>,
+    /// This core's latency histograms, pushed to `latency::hub()` each second.
+    pub latency: RefCell<CoreLatency>,
     /// Sends batches to owner cores (None with one core).
     pub requests: Option<Senders<Batch>>,
     /// Index of this core on the reply mesh (owners answer there).
@@ -95,12 +98,7 @@ impl Core {
     }
 
     fn new_tenant_shard(&self, cache: u32) -> Shard {
-        let plan = self
-            .registry
-            .borrow()
-            .cache(cache)
-            .map_or(0, |c| c.memory_limit);
-        let budget = self.server.tenants.as_ref().map(|t| t.budget(cache, plan));
+        let budget = self.server.tenants.as_ref().map(|t| t.budget(cache));
         let cfg = StoreConfig {
             memory_limit: 0,
             item_size_max: self.server.config.item_size_max,
@@ -115,14 +113,9 @@ impl Core {
     /// The plan of `cache` as the budget has it now (cache_memlimit may have
     /// lowered it below the registry's).
     pub fn plan(&self, cache: u32) -> u64 {
-        let plan = self
-            .registry
-            .borrow()
-            .cache(cache)
-            .map_or(0, |c| c.memory_limit);
         match &self.server.tenants {
-            Some(t) => t.budget(cache, plan).plan() as u64,
-            None => plan,
+            Some(t) => t.budget(cache).plan() as u64,
+            None => 0,
         }
     }
 
@@ -148,6 +141,22 @@ impl Core {
             }
         }
         *self.registry.borrow_mut() = next;
+    }
+
+    /// Publishes a copy of this core's histograms for the admin side.
+    fn push_latency(&self) {
+        let Some(hub) = crate::latency::hub() else {
+            return;
+        };
+        let snapshot = {
+            let mut latency = self.latency.borrow_mut();
+            let registry = self.registry.borrow();
+            if self.server.tenants.is_some() {
+                latency.retain_caches(|id| registry.cache(id).is_some());
+            }
+            latency.clone()
+        };
+        hub.push(self.id, snapshot);
     }
 
     /// Background expiry on every shard of this core.
@@ -219,6 +228,7 @@ pub async fn core_main(
                 .map_or_else(|| Arc::new(Registry::empty()), |t| t.snapshot()),
         ),
         sessions: RefCell::new(HashMap::new()),
+        latency: RefCell::new(CoreLatency::default()),
         stats,
         reply_id: rep_tx.peer_id(),
         requests: (n > 1).then_some(req_tx),
@@ -243,6 +253,9 @@ pub async fn core_main(
         core.refresh_registry();
         if ticks.is_multiple_of(4) {
             core.maintain();
+        }
+        if ticks.is_multiple_of(20) {
+            core.push_latency();
         }
     }
     accept.cancel();

@@ -93,6 +93,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         }
     })?;
     stats::init(n);
+    crate::latency::init(n);
     // Multi-tenant mode: the control store must open (and lock its data dir)
     // before anything listens.
     let control = if config.multi_tenant {

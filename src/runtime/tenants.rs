@@ -76,11 +76,18 @@ impl Tenants {
         lock(&self.current).clone()
     }
 
-    /// The budget of cache `id`, created with `plan` on first use.
-    pub fn budget(&self, id: u32, plan: u64) -> Arc<Budget> {
+    /// The budget of cache `id`, created on first use with the plan of the
+    /// latest snapshot (not the calling core's copy, which may be a tick
+    /// behind: a budget created from it would keep a stale plan).
+    pub fn budget(&self, id: u32) -> Arc<Budget> {
+        // Same lock order as `publish`: current, then budgets.
+        let current = lock(&self.current);
         lock(&self.budgets)
             .entry(id)
-            .or_insert_with(|| Arc::new(Budget::new(plan as usize)))
+            .or_insert_with(|| {
+                let plan = current.cache(id).map_or(0, |c| c.memory_limit);
+                Arc::new(Budget::new(plan as usize))
+            })
             .clone()
     }
 }

@@ -326,3 +326,20 @@ fn an_emptied_store_gives_back_its_memory_on_maintain() {
         "the delayed flush still applied"
     );
 }
+
+#[test]
+fn small_plans_store_their_first_item_on_every_core() {
+    for plan in [8 * MIB, 25_000_000, 2 * MIB] {
+        for shards in [1u32, 2, 4] {
+            let b = Arc::new(Budget::new(plan));
+            let mut stores: Vec<Store> = (0..shards).map(|i| budgeted(&b, i, shards)).collect();
+            for (i, s) in stores.iter_mut().enumerate() {
+                s.maintain(1, 1000);
+                assert!(
+                    s.set(b"k0", &[b"v"], 0, 0, 1).is_ok(),
+                    "plan {plan} shard {i} of {shards}"
+                );
+            }
+        }
+    }
+}
