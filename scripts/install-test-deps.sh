@@ -2,7 +2,9 @@
 # Installs what the memcached t/ suite needs on a Debian machine (idempotent):
 # perl (core modules only) and xz-utils (unpacks memcached's source tarball);
 # for the client tests python3-venv, and Cyrus SASL's PLAIN plugin, which
-# pylibmc's libmemcached loads from the system to speak SASL.
+# pylibmc's libmemcached loads from the system to speak SASL; and promtool and
+# prometheus for scripts/prometheus-check.sh (Debian's `prometheus` package,
+# whose service is neither needed nor started here).
 set -euo pipefail
 need=()
 perl -MTest::More -MIO::Socket::INET -e1 2>/dev/null || need+=(perl)
@@ -15,8 +17,24 @@ compgen -G "/usr/lib/*/sasl2/libplain.so*" >/dev/null || compgen -G "/usr/lib/sa
 command -v cc >/dev/null || need+=(gcc)
 python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))' 2>/dev/null \
   || need+=(python3-dev)
-[ ${#need[@]} -eq 0 ] && exit 0
-command -v apt-get >/dev/null || { echo "missing: ${need[*]} (and no apt-get to install them)"; exit 1; }
+prom=0
+{ command -v promtool >/dev/null && command -v prometheus >/dev/null; } || prom=1
+[ ${#need[@]} -eq 0 ] && [ "$prom" = 0 ] && exit 0
+command -v apt-get >/dev/null || {
+  [ "$prom" = 1 ] && need+=(prometheus)
+  echo "missing: ${need[*]} (and no apt-get to install them)"; exit 1
+}
 SUDO=(); [ "$(id -u)" = 0 ] || SUDO=(sudo)
 "${SUDO[@]}" apt-get update -qq
-"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+if [ ${#need[@]} -gt 0 ]; then
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+if [ "$prom" = 1 ]; then
+  # Only the binaries are used. On a machine without systemd the package's
+  # maintainer scripts may fail to set up its service: that is fine as long
+  # as promtool and prometheus are there.
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus \
+    || echo "note: apt-get install prometheus reported an error (no systemd?); checking the binaries"
+  command -v promtool >/dev/null && command -v prometheus >/dev/null \
+    || { echo "promtool/prometheus still missing after installing the prometheus package"; exit 1; }
+fi

@@ -11,11 +11,14 @@
 //! - `routes.rs`: the `/admin/v1` routes and their handlers.
 //! - `auth.rs`: the operator bearer-token check.
 //! - `body.rs`: request bodies, memory sizes, JSON views and errors.
+//! - `metrics.rs`: the Prometheus `GET /metrics` (no token, like `/healthz`).
 //!
 //! The client side of the same API is `crate::cli`.
 
+mod api_v2;
 mod auth;
 mod body;
+mod metrics;
 mod routes;
 
 use std::net::{SocketAddr, TcpListener};
@@ -25,7 +28,9 @@ use std::time::Duration;
 
 use crate::tenancy::{ControlStore, Registry};
 
+pub use api_v2::{set_data_plane, DataPlane};
 pub use body::parse_memory;
+pub use metrics::set_max_connections;
 
 /// Called after every committed change with the store's new snapshot. It runs
 /// on the admin thread while the store's lock is held, so calls arrive in

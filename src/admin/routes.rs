@@ -1,5 +1,6 @@
 //! The operator routes, all under `/admin/v1` and all behind the operator
-//! token (`auth.rs`), plus the unauthenticated `GET /healthz`.
+//! token (`auth.rs`), plus the unauthenticated `GET /healthz` and `GET
+//! /metrics` (Prometheus text format, `metrics.rs`).
 //!
 //! | route | success |
 //! | --- | --- |
@@ -65,7 +66,9 @@ pub(crate) fn router(state: Arc<AdminState>) -> Router {
         ));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
         .nest("/admin/v1", operator)
+        .nest("/api/v2", super::api_v2::router())
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)
 }
@@ -150,6 +153,23 @@ async fn cache_latency(State(state): Shared, Path(id): Path<String>) -> ApiResul
         "unit": "us",
         "latency": latency_json(Some(id)),
     })))
+}
+
+/// `GET /metrics`: the server's and every hosted cache's series.
+async fn metrics(State(state): Shared) -> Response {
+    let caches: Vec<(u32, u64)> = lock(&state)
+        .caches()
+        .iter()
+        .map(|c| (c.id, c.memory_limit))
+        .collect();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            super::metrics::CONTENT_TYPE,
+        )],
+        super::metrics::render(&caches),
+    )
+        .into_response()
 }
 
 async fn get_cache(State(state): Shared, Path(id): Path<String>) -> ApiResult {

@@ -226,6 +226,9 @@ pub fn general(scope: &Scope<'_>, out: &mut Emit<'_>) {
     s(out, "bytes_written", t.bytes_written);
     s(out, "limit_maxbytes", scope.maxbytes());
     s(out, "accepting_conns", 1);
+    // shoal never disables its listener: over -c it closes the new
+    // connection instead (rejected_connections).
+    s(out, "listen_disabled_num", 0);
     s(out, "threads", config.threads as u64);
     s(out, "conn_yields", t.conn_yields);
     s(out, "curr_items", t.curr_items);
@@ -234,6 +237,9 @@ pub fn general(scope: &Scope<'_>, out: &mut Emit<'_>) {
     s(out, "evicted_unfetched", t.evicted_unfetched);
     s(out, "evictions", t.evictions);
     s(out, "reclaimed", t.reclaimed);
+    // No background LRU maintainer: every eviction is done by the core
+    // storing the new item.
+    s(out, "direct_reclaims", t.evictions);
     s(out, "bytes", t.bytes);
     // shoal: memory the stores really hold (items + index), and forwarding.
     s(out, "mem_used", t.mem_used);

@@ -143,6 +143,25 @@ impl Core {
         *self.registry.borrow_mut() = next;
     }
 
+    /// Carries out flushes the API asked for (`POST .../flush`). Only shards
+    /// that exist here hold items to drop.
+    fn apply_api_flushes(&self) {
+        let Some(tenants) = &self.server.tenants else {
+            return;
+        };
+        let Some((ticket, caches)) = tenants.pending_flushes(self.id) else {
+            return;
+        };
+        let now = crate::clock::now();
+        let mut shards = self.tenant_shards.borrow_mut();
+        for cache in caches {
+            if let Some(shard) = shards.get_mut(&cache) {
+                shard.flush(now, now);
+            }
+        }
+        tenants.flush_done(self.id, ticket);
+    }
+
     /// Publishes a copy of this core's histograms for the admin side.
     fn push_latency(&self) {
         let Some(hub) = crate::latency::hub() else {
@@ -251,6 +270,7 @@ pub async fn core_main(
         sleep(Duration::from_millis(50)).await;
         ticks += 1;
         core.refresh_registry();
+        core.apply_api_flushes();
         if ticks.is_multiple_of(4) {
             core.maintain();
         }

@@ -112,7 +112,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
     };
     let tenants = control
         .as_ref()
-        .map(|c| tenants::Tenants::new(c.registry(), config.auth_timeout));
+        .map(|c| tenants::Tenants::new(c.registry(), config.auth_timeout, n));
     let server = Arc::new(Server {
         tenants,
         settings: Arc::new(ShardSettings {
@@ -267,6 +267,8 @@ fn start_admin(
             store.operator_token()
         );
     }
+    crate::admin::set_data_plane(Box::new(tenants::ApiPlane(server.clone())));
+    crate::admin::set_max_connections(server.config.conn_limit as u64);
     let srv = server.clone();
     let on_change: crate::admin::OnChange = Box::new(move |registry| {
         if let Some(t) = &srv.tenants {

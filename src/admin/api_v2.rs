@@ -1,0 +1,354 @@
+//! The MemCachier API v2 subset a cache's own users call, under
+//! `/api/v2/caches/:id/...`, authenticated with HTTP Basic by a credential
+//! of that cache that has the api capability (reference 001, protocol.md
+//! §2.1).
+//!
+//! | route | success |
+//! | --- | --- |
+//! | `GET info` | 200 cache object with its credentials |
+//! | `GET credentials` | 200 list of credentials |
+//! | `POST credentials` | 201 the new credential (all capabilities) |
+//! | `PATCH credentials/:user {write_capability, flush_capability, api_capability}` | 200 the capabilities (an omitted one becomes false) |
+//! | `DELETE credentials/:user` | 200 |
+//! | `POST credentials/primary/:user` | 200 the promoted credential |
+//! | `POST enable_cache` | 200 |
+//! | `POST flush` | 204, once every core has flushed |
+//! | `POST reset_stats` | 204 |
+//! | `GET stats` | 200 the documented counters |
+//!
+//! Errors: 400 an id that is not a number (or a bad body), 401 no or wrong
+//! credentials, 403 a credential of another cache or without the api
+//! capability, 404 no such cache or credential.
+
+use std::sync::{Arc, OnceLock};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
+
+use super::body::{parse_json, ApiError};
+use super::AdminState;
+use crate::tenancy::{Cache, Caps, ControlError, ControlStore, Credential};
+
+type Shared = State<Arc<AdminState>>;
+type ApiResult = Result<Response, ApiError>;
+
+/// What the API needs from the data plane, which runs on the cores.
+pub trait DataPlane: Send + Sync {
+    /// Asks every core to flush `cache`; returns a ticket for `flushed`.
+    fn request_flush(&self, cache: u32) -> u64;
+    /// Has every core carried out the flush with this ticket?
+    fn flushed(&self, ticket: u64) -> bool;
+}
+
+/// How long a flush may take to reach every core (normally one 50 ms tick).
+const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+static DATA_PLANE: OnceLock<Box<dyn DataPlane>> = OnceLock::new();
+
+/// Installs the data plane (once, by the runtime at startup).
+pub fn set_data_plane(plane: Box<dyn DataPlane>) {
+    let _ = DATA_PLANE.set(plane);
+}
+
+pub(crate) fn router() -> Router<Arc<AdminState>> {
+    Router::new()
+        .route("/caches/{id}/info", get(info))
+        .route(
+            "/caches/{id}/credentials",
+            get(list_credentials).post(create_credential),
+        )
+        .route(
+            "/caches/{id}/credentials/{username}",
+            patch(update_credential).delete(delete_credential),
+        )
+        .route(
+            "/caches/{id}/credentials/primary/{username}",
+            post(promote_credential),
+        )
+        .route("/caches/{id}/enable_cache", post(enable_cache))
+        .route("/caches/{id}/flush", post(flush))
+        .route("/caches/{id}/reset_stats", post(reset_stats))
+        .route("/caches/{id}/stats", get(stats))
+}
+
+fn lock(state: &AdminState) -> std::sync::MutexGuard<'_, ControlStore> {
+    state.store.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn unauthorized() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "Unauthorized to access cache with this ID.",
+    )
+}
+
+fn forbidden() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "Forbidden to access cache with this ID.",
+    )
+}
+
+/// `Authorization: Basic base64(user:pass)`.
+fn basic(headers: &HeaderMap) -> Option<(String, Vec<u8>)> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, b64) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = crate::protocol::meta::base64::decode(b64.trim().as_bytes())?;
+    let colon = raw.iter().position(|&b| b == b':')?;
+    let user = String::from_utf8(raw[..colon].to_vec()).ok()?;
+    Some((user, raw[colon + 1..].to_vec()))
+}
+
+/// Parses the id (400), finds the credential the request authenticates as
+/// (401), checks it belongs to this cache and may use the API (403), and
+/// returns the cache (404 when it is gone). A disabled cache's credentials
+/// still reach the API: `enable_cache` is how its users turn it back on.
+fn authorize(state: &AdminState, headers: &HeaderMap, raw_id: &str) -> Result<Cache, ApiError> {
+    let id: u32 = raw_id
+        .parse()
+        .map_err(|_| ApiError::invalid("The specified cache ID is invalid (not a number)."))?;
+    let (user, pass) = basic(headers).ok_or_else(unauthorized)?;
+    let store = lock(state);
+    let cred = store
+        .caches()
+        .iter()
+        .flat_map(|c| store.credentials(c.id))
+        .find(|c| c.username == user)
+        .ok_or_else(unauthorized)?;
+    let password_ok: bool = cred.password.as_bytes().ct_eq(&pass).into();
+    if !password_ok {
+        return Err(unauthorized());
+    }
+    if cred.cache_id != id || !cred.caps.api {
+        return Err(forbidden());
+    }
+    store
+        .cache(id)
+        .ok_or_else(|| ApiError::not_found("Cache not found."))
+}
+
+/// A credential as MemCachier shows it. Usernames are 6 hex digits, so
+/// their value is a stable numeric id.
+fn credential_json(c: &Credential) -> Value {
+    json!({
+        "id": u32::from_str_radix(&c.username, 16).unwrap_or(0),
+        "cache_id": c.cache_id,
+        "sasl_username": c.username,
+        "sasl_password": c.password,
+        "write_capability": c.caps.write,
+        "flush_capability": c.caps.flush,
+        "api_capability": c.caps.api,
+        "primary": c.primary,
+    })
+}
+
+/// Runs a change and publishes the new snapshot to the cores, as the
+/// operator routes do.
+fn mutate<T>(
+    state: &AdminState,
+    f: impl FnOnce(&mut ControlStore) -> Result<T, ControlError>,
+) -> Result<T, ApiError> {
+    let mut store = lock(state);
+    let before = store.registry().version();
+    let result = f(&mut store);
+    let registry = store.registry();
+    if registry.version() != before {
+        (state.on_change)(registry);
+    }
+    Ok(result?)
+}
+
+async fn info(State(state): Shared, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    let cache = authorize(&state, &headers, &id)?;
+    let creds = lock(&state).credentials(cache.id);
+    Ok(Json(json!({
+        "id": cache.id,
+        "name": cache.name,
+        "label": cache.name,
+        "cache_type": "memcachier",
+        "plan": cache.memory_limit,
+        "provider": "shoal",
+        "enabled": cache.enabled,
+        "cluster_name": "local",
+        "servers": state.servers.split(',').collect::<Vec<_>>(),
+        "credentials": creds.iter().map(credential_json).collect::<Vec<_>>(),
+        "can_switch": false,
+        "can_manage_credentials": true,
+        "can_update_capabilities": true,
+    }))
+    .into_response())
+}
+
+async fn list_credentials(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let cache = authorize(&state, &headers, &id)?;
+    let creds = lock(&state).credentials(cache.id);
+    let list: Vec<Value> = creds.iter().map(credential_json).collect();
+    Ok(Json(Value::Array(list)).into_response())
+}
+
+async fn create_credential(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let cache = authorize(&state, &headers, &id)?;
+    let cred = mutate(&state, |s| s.add_credential(cache.id, Caps::ALL))?;
+    Ok((StatusCode::CREATED, Json(credential_json(&cred))).into_response())
+}
+
+/// PATCH body: MemCachier sets an omitted capability to false.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CapsBody {
+    #[serde(default)]
+    write_capability: bool,
+    #[serde(default)]
+    flush_capability: bool,
+    #[serde(default)]
+    api_capability: bool,
+}
+
+async fn update_credential(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path((id, username)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let cache = authorize(&state, &headers, &id)?;
+    let req: CapsBody = if body.is_empty() {
+        parse_json(b"{}")?
+    } else {
+        parse_json(&body)?
+    };
+    let caps = Caps {
+        write: req.write_capability,
+        flush: req.flush_capability,
+        api: req.api_capability,
+    };
+    let cred = mutate(&state, |s| s.set_caps(cache.id, &username, caps))?;
+    Ok(Json(json!({
+        "write_capability": cred.caps.write,
+        "flush_capability": cred.caps.flush,
+        "api_capability": cred.caps.api,
+    }))
+    .into_response())
+}
+
+async fn delete_credential(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path((id, username)): Path<(String, String)>,
+) -> ApiResult {
+    let cache = authorize(&state, &headers, &id)?;
+    mutate(&state, |s| s.remove_credential(cache.id, &username))?;
+    Ok(StatusCode::OK.into_response())
+}
+
+async fn promote_credential(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path((id, username)): Path<(String, String)>,
+) -> ApiResult {
+    let cache = authorize(&state, &headers, &id)?;
+    mutate(&state, |s| s.promote(cache.id, &username))?;
+    let cred = lock(&state)
+        .credentials(cache.id)
+        .into_iter()
+        .find(|c| c.username == username)
+        .ok_or(ControlError::NotFound)?;
+    Ok(Json(credential_json(&cred)).into_response())
+}
+
+async fn enable_cache(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let cache = authorize(&state, &headers, &id)?;
+    mutate(&state, |s| s.set_enabled(cache.id, true))?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// The deploy-hook flush (reference 000): answered once every core has
+/// dropped the cache's items, so the deploy that follows sees an empty cache.
+async fn flush(State(state): Shared, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    let cache = authorize(&state, &headers, &id)?;
+    let Some(plane) = DATA_PLANE.get() else {
+        return Err(ApiError::invalid("Failed to flush cache."));
+    };
+    let ticket = plane.request_flush(cache.id);
+    let deadline = tokio::time::Instant::now() + FLUSH_WAIT;
+    while !plane.flushed(ticket) {
+        if tokio::time::Instant::now() > deadline {
+            return Err(ApiError::invalid("Failed to flush cache."));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn reset_stats(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let cache = authorize(&state, &headers, &id)?;
+    crate::stats::cache(cache.id).reset();
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn stats(State(state): Shared, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    let cache = authorize(&state, &headers, &id)?;
+    let t = crate::stats::cache(cache.id).totals();
+    Ok(Json(json!({
+        "auth_cmds": t.auth_cmds,
+        "auth_errors": t.auth_errors,
+        "bytes": t.bytes,
+        "bytes_read": t.bytes_read,
+        "bytes_written": t.bytes_written,
+        "cas_badval": t.cas_badval,
+        "cas_hits": t.cas_hits,
+        "cas_misses": t.cas_misses,
+        "cmd_delete": t.delete_hits + t.delete_misses,
+        "cmd_flush": t.cmd_flush,
+        "cmd_get": t.cmd_get,
+        "cmd_set": t.cmd_set,
+        "cmd_touch": t.cmd_touch,
+        "curr_connections": t.curr_connections,
+        "curr_items": t.curr_items,
+        "decr_hits": t.decr_hits,
+        "decr_misses": t.decr_misses,
+        "delete_hits": t.delete_hits,
+        "delete_misses": t.delete_misses,
+        "evictions": t.evictions,
+        "expired": t.get_expired + t.expired_unfetched,
+        "get_hits": t.get_hits,
+        "get_misses": t.get_misses,
+        "incr_hits": t.incr_hits,
+        "incr_misses": t.incr_misses,
+        "limit_maxbytes": cache.memory_limit,
+        "time": crate::clock::unix_now(),
+        "total_connections": t.total_connections,
+        "total_items": t.total_items,
+        "touch_hits": t.touch_hits,
+        "touch_misses": t.touch_misses,
+    }))
+    .into_response())
+}

@@ -1,0 +1,266 @@
+//! The MemCachier API v2 subset (`/api/v2/caches/:id/...`) against a running
+//! multi-tenant server with real traffic: status codes, bodies, and numbers
+//! that agree with `stats` on a data connection of the same cache.
+
+mod common;
+use common::{eventually, Client, Server};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+struct Cred {
+    cache: u32,
+    user: String,
+    pass: String,
+}
+
+fn value(out: &str, key: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap_or_else(|| panic!("no {key} in {out}"))
+        .trim()
+        .to_string()
+}
+
+fn create(s: &Server, name: &str) -> Cred {
+    let out = s
+        .ctl(&["cache", "create", "--name", name, "--memory", "8MB"])
+        .unwrap();
+    let cache = value(&out, "Created cache ")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    Cred {
+        cache,
+        user: value(&out, "MEMCACHIER_USERNAME="),
+        pass: value(&out, "MEMCACHIER_PASSWORD="),
+    }
+}
+
+fn b64(raw: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in raw.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// One API request with HTTP Basic `user:pass` (None: no Authorization).
+fn api(
+    s: &Server,
+    method: &str,
+    path: &str,
+    auth: Option<(&str, &str)>,
+    body: Option<&str>,
+) -> (u16, Value) {
+    let mut c = TcpStream::connect(s.admin.unwrap()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("{method} /api/v2{path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n");
+    if let Some((u, p)) = auth {
+        req.push_str(&format!(
+            "Authorization: Basic {}\r\n",
+            b64(format!("{u}:{p}").as_bytes())
+        ));
+    }
+    let body = body.unwrap_or("");
+    req.push_str(&format!(
+        "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    c.write_all(req.as_bytes()).unwrap();
+    let mut raw = String::new();
+    c.read_to_string(&mut raw).unwrap();
+    let (head, text) = raw.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, serde_json::from_str(text).unwrap_or(Value::Null))
+}
+
+fn login(s: &Server, user: &str, pass: &str) -> Client {
+    let mut c = s.connect();
+    let r = c.call(&format!("set {user} 0 0 {}\r\n{pass}\r\n", pass.len()));
+    assert_eq!(r, "STORED\r\n", "auth as {user}");
+    c
+}
+
+fn api_v2_routes(cores: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_mt(cores, dir.path(), &[]);
+    let a = create(&s, "alpha");
+    let b = create(&s, "beta");
+    let me = Some((a.user.as_str(), a.pass.as_str()));
+    let path = |rest: &str| format!("/caches/{}/{rest}", a.cache);
+
+    // Authentication and authorization.
+    assert_eq!(api(&s, "GET", "/caches/abc/info", me, None).0, 400);
+    assert_eq!(api(&s, "GET", &path("info"), None, None).0, 401);
+    assert_eq!(
+        api(&s, "GET", &path("info"), Some((&a.user, "wrong")), None).0,
+        401
+    );
+    assert_eq!(
+        api(&s, "GET", &path("info"), Some((&b.user, &b.pass)), None).0,
+        403,
+        "another cache's credential"
+    );
+    let no_api = s
+        .ctl(&[
+            "credential",
+            "add",
+            "--cache",
+            &a.cache.to_string(),
+            "--no-api",
+        ])
+        .unwrap();
+    let (na_user, na_pass) = (
+        value(&no_api, "MEMCACHIER_USERNAME="),
+        value(&no_api, "MEMCACHIER_PASSWORD="),
+    );
+    assert_eq!(
+        api(&s, "GET", &path("info"), Some((&na_user, &na_pass)), None).0,
+        403,
+        "no api capability"
+    );
+
+    // info and the credential list.
+    let (st, info) = api(&s, "GET", &path("info"), me, None);
+    assert_eq!(st, 200);
+    assert_eq!(info["id"], a.cache);
+    assert_eq!(info["name"], "alpha");
+    assert_eq!(info["plan"], 8u64 << 20);
+    assert_eq!(info["enabled"], true);
+    assert_eq!(info["servers"][0], s.addr.to_string());
+    let (st, list) = api(&s, "GET", &path("credentials"), me, None);
+    assert_eq!(st, 200);
+    let list = list.as_array().unwrap().clone();
+    assert_eq!(list.len(), 2);
+    let primary = list.iter().find(|c| c["primary"] == true).unwrap();
+    assert_eq!(primary["sasl_username"], a.user.as_str());
+    assert_eq!(primary["sasl_password"], a.pass.as_str());
+
+    // Create, restrict (omitted capabilities become false), promote, delete.
+    let (st, new) = api(&s, "POST", &path("credentials"), me, None);
+    assert_eq!(st, 201);
+    let (nu, np) = (
+        new["sasl_username"].as_str().unwrap().to_string(),
+        new["sasl_password"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(new["write_capability"], true);
+    let mut c = login(&s, &nu, &np);
+    let (st, caps) = api(
+        &s,
+        "PATCH",
+        &path(&format!("credentials/{nu}")),
+        me,
+        Some(r#"{"write_capability":true}"#),
+    );
+    assert_eq!(st, 200);
+    assert_eq!(
+        caps,
+        serde_json::json!({"write_capability": true, "flush_capability": false, "api_capability": false})
+    );
+    assert!(
+        eventually(Duration::from_secs(3), || c.call("flush_all\r\n")
+            == "CLIENT_ERROR flush_all not allowed\r\n"),
+        "the capability change reached the live connection"
+    );
+    let (st, promoted) = api(
+        &s,
+        "POST",
+        &path(&format!("credentials/primary/{nu}")),
+        me,
+        None,
+    );
+    assert_eq!((st, promoted["primary"].clone()), (200, Value::Bool(true)));
+    let (st, _) = api(
+        &s,
+        "POST",
+        &path(&format!("credentials/primary/{}", a.user)),
+        me,
+        None,
+    );
+    assert_eq!(st, 200);
+    assert_eq!(
+        api(&s, "DELETE", &path(&format!("credentials/{nu}")), me, None).0,
+        200
+    );
+    assert!(c.closed() || c.call("get x\r\n").is_empty(), "revoked");
+    assert_eq!(
+        api(&s, "DELETE", &path("credentials/FFFFFF"), me, None).0,
+        404
+    );
+
+    // Stats agree with `stats` on a data connection.
+    let mut d = login(&s, &a.user, &a.pass);
+    for k in ["k1", "k2", "k3"] {
+        assert_eq!(d.set(k, b"v"), "STORED\r\n");
+    }
+    for k in ["k1", "k2", "k3", "nope1", "nope2"] {
+        d.get(k);
+    }
+    let data = d.stats("");
+    let (st, stats) = api(&s, "GET", &path("stats"), me, None);
+    assert_eq!(st, 200);
+    for name in ["get_hits", "get_misses", "cmd_get", "cmd_set", "curr_items"] {
+        assert_eq!(
+            stats[name].as_u64().unwrap().to_string(),
+            data[name],
+            "{name} via the API vs stats"
+        );
+    }
+    assert_eq!(stats["get_hits"], 3);
+    assert_eq!(stats["limit_maxbytes"], 8u64 << 20);
+    let (st, bs) = api(
+        &s,
+        "GET",
+        &format!("/caches/{}/stats", b.cache),
+        Some((&b.user, &b.pass)),
+        None,
+    );
+    assert_eq!(
+        (st, bs["get_hits"].clone()),
+        (200, Value::from(0)),
+        "per cache"
+    );
+
+    // reset_stats and flush (the deploy hook): 204, effective on return.
+    assert_eq!(api(&s, "POST", &path("reset_stats"), me, None).0, 204);
+    assert_eq!(d.stats("")["get_hits"], "0");
+    let mut other = login(&s, &b.user, &b.pass);
+    assert_eq!(other.set("k1", b"beta"), "STORED\r\n");
+    assert_eq!(api(&s, "POST", &path("flush"), me, None).0, 204);
+    for k in ["k1", "k2", "k3"] {
+        assert_eq!(d.get(k), None, "{k} flushed");
+    }
+    assert_eq!(
+        other.get("k1").map(|v| v.1),
+        Some(b"beta".to_vec()),
+        "other cache kept"
+    );
+
+    // enable_cache: a disabled cache's API credential turns it back on.
+    s.ctl(&["cache", "set", "--id", &a.cache.to_string(), "--disable"])
+        .unwrap();
+    assert_eq!(api(&s, "POST", &path("enable_cache"), me, None).0, 200);
+    let mut back = login(&s, &a.user, &a.pass);
+    assert_eq!(back.set("again", b"1"), "STORED\r\n");
+}
+
+at_1_and_2_cores! {
+    routes => api_v2_routes;
+}
