@@ -121,6 +121,25 @@ fn latency_is_served_per_class_and_cache(cores: usize) {
     assert_eq!(status, 200);
     assert_eq!(q["latency"], serde_json::json!({}));
     assert_eq!(get(&s, "/admin/v1/caches/999/latency").0, 404);
+
+    // The status page grades the node from the same histograms (the first
+    // ten seconds: everything since startup).
+    let (status, page) = get(&s, "/status");
+    assert_eq!(status, 200);
+    assert!(
+        ["green", "yellow", "red"].contains(&page["status"].as_str().unwrap()),
+        "{page}"
+    );
+    assert!(page["requests"].as_u64().unwrap() >= 102, "{page}");
+    let p99 = page["p99_us"].as_u64().unwrap();
+    let expected = if p99 < 1_000 {
+        "green"
+    } else if p99 < 10_000 {
+        "yellow"
+    } else {
+        "red"
+    };
+    assert_eq!(page["status"], expected, "{page}");
 }
 
 at_1_and_2_cores! {

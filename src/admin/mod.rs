@@ -20,6 +20,7 @@ mod auth;
 mod body;
 mod metrics;
 mod routes;
+mod status;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,7 @@
 //! The operator routes, all under `/admin/v1` and all behind the operator
-//! token (`auth.rs`), plus the unauthenticated `GET /healthz` and `GET
-//! /metrics` (Prometheus text format, `metrics.rs`).
+//! token (`auth.rs`), plus the unauthenticated `GET /healthz`, `GET
+//! /metrics` (Prometheus text format, `metrics.rs`) and `GET /status`
+//! (green / yellow / red from recent latency, `status.rs`).
 //!
 //! | route | success |
 //! | --- | --- |
@@ -67,6 +68,7 @@ pub(crate) fn router(state: Arc<AdminState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
+        .route("/status", get(|| async { Json(super::status::report()) }))
         .nest("/admin/v1", operator)
         .nest("/api/v2", super::api_v2::router())
         .fallback(|| async { ApiError::not_found("no such route") })
