@@ -33,6 +33,8 @@ pub struct Config {
     pub admin_addr: String,
     /// Multi-tenant mode: unauthenticated connections are closed after this.
     pub auth_timeout: std::time::Duration,
+    /// Multi-tenant mode: how often each cache's stats are sampled into history.
+    pub stats_interval: std::time::Duration,
 }
 
 #[derive(Parser, Debug, Default)]
@@ -89,6 +91,9 @@ pub struct Cli {
     /// multi-tenant mode: seconds a connection has to authenticate (default: 5)
     #[arg(long = "auth-timeout", value_name = "SECS")]
     pub auth_timeout: Option<f64>,
+    /// multi-tenant mode: seconds between stats history samples (default: 10)
+    #[arg(long = "stats-interval", value_name = "SECS")]
+    pub stats_interval: Option<f64>,
     /// operator commands against a running multi-tenant server
     #[command(subcommand)]
     pub command: Option<crate::cli::Subcommand>,
@@ -112,6 +117,7 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub admin_addr: Option<String>,
     pub auth_timeout: Option<f64>,
+    pub stats_interval: Option<f64>,
 }
 
 /// Parses memcached's size syntax: `1m`, `512k`, `2097152`.
@@ -160,6 +166,10 @@ impl Config {
         if !(auth_timeout > 0.0 && auth_timeout <= 3600.0) {
             return Err("auth-timeout must be between 0 and 3600 seconds".into());
         }
+        let stats_interval = cli.stats_interval.or(file.stats_interval).unwrap_or(10.0);
+        if !(0.1..=86_400.0).contains(&stats_interval) {
+            return Err("stats-interval must be between 0.1 and 86400 seconds".into());
+        }
         let mb = cli.memory_limit.or(file.memory_limit).unwrap_or(64);
         let memory_limit = (mb as usize)
             .checked_mul(1024 * 1024)
@@ -192,6 +202,7 @@ impl Config {
                 .or(file.admin_addr)
                 .unwrap_or_else(|| crate::admin::DEFAULT_ADMIN_ADDR.into()),
             auth_timeout: std::time::Duration::from_secs_f64(auth_timeout),
+            stats_interval: std::time::Duration::from_secs_f64(stats_interval),
         })
     }
 }

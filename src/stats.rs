@@ -164,6 +164,13 @@ pub fn cache(id: u32) -> Arc<Registry> {
         .clone()
 }
 
+/// The registry of cache `id` if it was ever used (None also before `init`).
+pub fn cache_if_exists(id: u32) -> Option<Arc<Registry>> {
+    REGISTRY.get()?;
+    let map = CACHES.lock().unwrap_or_else(|e| e.into_inner());
+    map.as_ref()?.get(&id).cloned()
+}
+
 /// Forgets a deleted cache's counters.
 pub fn drop_cache(id: u32) {
     let mut map = CACHES.lock().unwrap_or_else(|e| e.into_inner());

@@ -36,6 +36,7 @@ impl Server {
         let config = AdminConfig {
             bind: "127.0.0.1:0".parse().unwrap(),
             servers: SERVERS.to_string(),
+            stats_interval: admin::DEFAULT_STATS_INTERVAL,
         };
         let handle = admin::spawn_with(
             store,

@@ -264,3 +264,59 @@ fn api_v2_routes(cores: usize) {
 at_1_and_2_cores! {
     routes => api_v2_routes;
 }
+
+/// The routes of `api_v2.rs`'s router, read from its source: (path as the
+/// OpenAPI document writes it, lower-case method).
+fn api_v2_routes_in_source() -> Vec<(String, String)> {
+    let src = include_str!("../src/admin/api_v2.rs");
+    let start = src.find("fn router()").expect("router fn in api_v2.rs");
+    let body = &src[start..];
+    let body = &body[..body.find("\n}\n").expect("end of router fn")];
+    let mut routes = Vec::new();
+    for chunk in body.split(".route(").skip(1) {
+        let path = chunk.split('"').nth(1).expect("route path literal");
+        for method in ["get", "post", "put", "patch", "delete"] {
+            let called = chunk.match_indices(&format!("{method}(")).any(|(i, _)| {
+                i == 0
+                    || !chunk.as_bytes()[i - 1].is_ascii_alphanumeric()
+                        && chunk.as_bytes()[i - 1] != b'_'
+            });
+            if called {
+                routes.push((format!("/api/v2{path}"), method.to_string()));
+            }
+        }
+    }
+    routes
+}
+
+/// `GET /api/v2/openapi.json` needs no credentials and describes every
+/// route of the API v2 router.
+#[test]
+fn openapi_document_describes_every_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_mt(1, dir.path(), &[]);
+    let (status, doc) = api(&s, "GET", "/openapi.json", None, None);
+    assert_eq!(status, 200);
+    assert!(
+        doc["openapi"].as_str().unwrap_or("").starts_with("3."),
+        "openapi version: {}",
+        doc["openapi"]
+    );
+    let routes = api_v2_routes_in_source();
+    assert!(
+        routes.len() >= 11,
+        "routes parsed from api_v2.rs: {routes:?}"
+    );
+    for (path, method) in &routes {
+        assert!(
+            doc["paths"][path.as_str()][method.as_str()].is_object(),
+            "no {method} {path} in the document"
+        );
+    }
+    for path in doc["paths"].as_object().unwrap().keys() {
+        assert!(
+            path.starts_with("/api/v2/"),
+            "{path} is not an /api/v2 route"
+        );
+    }
+}

@@ -16,6 +16,10 @@
 //! | `POST reset_stats` | 204 |
 //! | `GET stats` | 200 the documented counters |
 //!
+//! `GET /api/v2/openapi.json` (no credentials) serves the OpenAPI 3
+//! description of these routes (`openapi.json`, checked against the running
+//! server by `scripts/schemathesis-check.sh`).
+//!
 //! Errors: 400 an id that is not a number (or a bad body), 401 no or wrong
 //! credentials, 403 a credential of another cache or without the api
 //! capability, 404 no such cache or credential.
@@ -24,7 +28,7 @@ use std::sync::{Arc, OnceLock};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
@@ -58,8 +62,12 @@ pub fn set_data_plane(plane: Box<dyn DataPlane>) {
     let _ = DATA_PLANE.set(plane);
 }
 
+/// The OpenAPI 3 description of this router's routes.
+const OPENAPI: &str = include_str!("openapi.json");
+
 pub(crate) fn router() -> Router<Arc<AdminState>> {
     Router::new()
+        .route("/openapi.json", get(openapi))
         .route("/caches/{id}/info", get(info))
         .route(
             "/caches/{id}/credentials",
@@ -77,6 +85,10 @@ pub(crate) fn router() -> Router<Arc<AdminState>> {
         .route("/caches/{id}/flush", post(flush))
         .route("/caches/{id}/reset_stats", post(reset_stats))
         .route("/caches/{id}/stats", get(stats))
+}
+
+async fn openapi() -> Response {
+    ([(CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 fn lock(state: &AdminState) -> std::sync::MutexGuard<'_, ControlStore> {
@@ -116,7 +128,11 @@ fn basic(headers: &HeaderMap) -> Option<(String, Vec<u8>)> {
 /// (401), checks it belongs to this cache and may use the API (403), and
 /// returns the cache (404 when it is gone). A disabled cache's credentials
 /// still reach the API: `enable_cache` is how its users turn it back on.
-fn authorize(state: &AdminState, headers: &HeaderMap, raw_id: &str) -> Result<Cache, ApiError> {
+pub(super) fn authorize(
+    state: &AdminState,
+    headers: &HeaderMap,
+    raw_id: &str,
+) -> Result<Cache, ApiError> {
     let id: u32 = raw_id
         .parse()
         .map_err(|_| ApiError::invalid("The specified cache ID is invalid (not a number)."))?;

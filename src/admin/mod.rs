@@ -18,6 +18,8 @@
 mod api_v2;
 mod auth;
 mod body;
+pub mod history;
+mod insight;
 mod metrics;
 mod routes;
 mod status;
@@ -55,7 +57,16 @@ pub struct AdminConfig {
     /// The data-plane address(es) a client connects to, as printed in
     /// `MEMCACHIER_SERVERS` (comma-separated `host:port`).
     pub servers: String,
+    /// How often every cache's counters are sampled into the stats history.
+    pub stats_interval: Duration,
 }
+
+/// The default stats sampling interval.
+pub const DEFAULT_STATS_INTERVAL: Duration = Duration::from_secs(10);
+/// Samples between two saves of the history file.
+const HISTORY_SAVE_EVERY: u32 = 6;
+/// The history file in the data dir.
+pub const HISTORY_FILE: &str = "history.json";
 
 /// State shared by the handlers (all on the admin thread).
 pub(crate) struct AdminState {
@@ -63,6 +74,7 @@ pub(crate) struct AdminState {
     pub(crate) on_change: OnChange,
     pub(crate) token_digest: [u8; 32],
     pub(crate) servers: String,
+    pub(crate) history: Mutex<history::History>,
 }
 
 /// A running admin endpoint. Dropping it shuts the endpoint down, like
@@ -115,6 +127,7 @@ pub fn spawn(
     let config = AdminConfig {
         bind,
         servers: "127.0.0.1:11211".to_string(),
+        stats_interval: DEFAULT_STATS_INTERVAL,
     };
     spawn_with(store, config, on_change)
 }
@@ -135,7 +148,20 @@ pub fn spawn_with(
         .enable_time()
         .build()?;
 
+    let history_path = store.dir().join(HISTORY_FILE);
+    let history = history::History::load(&history_path).unwrap_or_else(|e| {
+        // Keep the unreadable file for inspection rather than overwrite it.
+        let aside = history_path.with_extension("json.unreadable");
+        tracing::error!(
+            "stats history {}: {e}; moved to {}",
+            history_path.display(),
+            aside.display()
+        );
+        let _ = std::fs::rename(&history_path, &aside);
+        history::History::default()
+    });
     let state = Arc::new(AdminState {
+        history: Mutex::new(history),
         token_digest: auth::digest(store.operator_token()),
         store: Mutex::new(store),
         on_change,
@@ -146,7 +172,18 @@ pub fn spawn_with(
     let thread = std::thread::Builder::new()
         .name("shoal-admin".into())
         .spawn(move || {
-            runtime.block_on(serve(listener, state, stop_rx));
+            let sampler = runtime.spawn(sample_history(
+                state.clone(),
+                history_path.clone(),
+                config.stats_interval,
+            ));
+            runtime.block_on(serve(listener, state.clone(), stop_rx));
+            sampler.abort();
+            // A clean stop keeps every sample taken so far.
+            let history = state.history.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = history.save(&history_path) {
+                tracing::error!("saving stats history: {e}");
+            }
             // Dropping the runtime here cancels connections that outlived the grace period.
         })?;
     tracing::info!(%local_addr, "admin endpoint listening");
@@ -155,6 +192,37 @@ pub fn spawn_with(
         stop: Some(stop_tx),
         thread: Some(thread),
     })
+}
+
+/// Samples every cache's counters into the history each `interval`, and
+/// saves the history (write-then-rename) every few samples.
+async fn sample_history(state: Arc<AdminState>, path: std::path::PathBuf, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut n = 0u32;
+    loop {
+        tick.tick().await;
+        let caches = state
+            .store
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .caches();
+        let now = crate::clock::unix_now() as u64;
+        let mut history = state.history.lock().unwrap_or_else(|e| e.into_inner());
+        history.retain(|id| caches.iter().any(|c| c.id == id));
+        for cache in &caches {
+            let totals = crate::stats::cache_if_exists(cache.id)
+                .map(|r| r.totals())
+                .unwrap_or_default();
+            history.record(cache.id, now, history::sample(&totals));
+        }
+        n += 1;
+        if n.is_multiple_of(HISTORY_SAVE_EVERY) {
+            if let Err(e) = history.save(&path) {
+                tracing::error!("saving stats history: {e}");
+            }
+        }
+    }
 }
 
 async fn serve(

@@ -70,7 +70,10 @@ pub(crate) fn router(state: Arc<AdminState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/status", get(|| async { Json(super::status::report()) }))
         .nest("/admin/v1", operator)
-        .nest("/api/v2", super::api_v2::router())
+        .nest(
+            "/api/v2",
+            super::api_v2::router().merge(super::insight::router()),
+        )
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)
 }

@@ -79,7 +79,7 @@ pub fn report() -> Value {
         }
         (c, _) => c,
     };
-    let window = window.filter(|w| w.len() > 0);
+    let window = window.filter(|w| !w.is_empty());
     let p99 = window.as_ref().map(|w| w.value_at_quantile(0.99));
     json!({
         "status": grade(p99),

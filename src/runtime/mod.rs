@@ -278,6 +278,7 @@ fn start_admin(
     let admin = crate::admin::AdminConfig {
         bind,
         servers: bound.to_string(),
+        stats_interval: cfg.stats_interval,
     };
     let handle = crate::admin::spawn_with(store, admin, on_change)
         .map_err(|e| StartError(format!("failed to listen on admin address {bind}: {e}")))?;

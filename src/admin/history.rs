@@ -1,0 +1,451 @@
+//! Stats history: each cache's counters sampled on a fixed interval and kept
+//! at MemCachier's granularities (1 min for a day, 10 min for a week, 1 h
+//! for three months, 1 day beyond), bounded per cache, persisted in the data
+//! dir so a restart keeps it; and MemCachier's processed stats (rates, hit
+//! rates, fractions) computed from it.
+//!
+//! Counters are cumulative, so a bucket keeps the last sample that fell in
+//! it and rates are differences between neighbouring points. An idle cache
+//! adds no points (a sample equal to the previous point is only a time
+//! stamp away from it), so thousands of idle caches cost little.
+//!
+//! Plain Rust: the admin thread samples and serves it.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::stats::Totals;
+
+/// What is sampled, in this order.
+pub const FIELDS: [&str; 27] = [
+    "cmd_get",
+    "get_hits",
+    "get_misses",
+    "get_expired",
+    "cmd_set",
+    "cmd_flush",
+    "cmd_touch",
+    "touch_hits",
+    "touch_misses",
+    "delete_hits",
+    "delete_misses",
+    "incr_hits",
+    "incr_misses",
+    "decr_hits",
+    "decr_misses",
+    "cas_hits",
+    "cas_misses",
+    "cas_badval",
+    "evictions",
+    "bytes",
+    "curr_items",
+    "curr_connections",
+    "total_connections",
+    "bytes_read",
+    "bytes_written",
+    "auth_cmds",
+    "auth_errors",
+];
+
+/// The sampled values of `t`, in `FIELDS` order; `limit` is the cache's plan.
+pub fn sample(t: &Totals) -> Vec<u64> {
+    vec![
+        t.cmd_get,
+        t.get_hits,
+        t.get_misses,
+        t.get_expired,
+        t.cmd_set,
+        t.cmd_flush,
+        t.cmd_touch,
+        t.touch_hits,
+        t.touch_misses,
+        t.delete_hits,
+        t.delete_misses,
+        t.incr_hits,
+        t.incr_misses,
+        t.decr_hits,
+        t.decr_misses,
+        t.cas_hits,
+        t.cas_misses,
+        t.cas_badval,
+        t.evictions,
+        t.bytes,
+        t.curr_items,
+        t.curr_connections,
+        t.total_connections,
+        t.bytes_read,
+        t.bytes_written,
+        t.auth_cmds,
+        t.auth_errors,
+    ]
+}
+
+fn field(name: &str) -> usize {
+    FIELDS.iter().position(|f| *f == name).expect("known field")
+}
+
+/// (bucket width in seconds, points kept): a day of minutes, a week of ten
+/// minutes, about three months of hours, five years of days.
+pub const TIERS: [(u64, usize); 4] = [(60, 1440), (600, 1008), (3600, 2232), (86400, 1826)];
+
+/// One sample: unix time and the values in `FIELDS` order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    pub t: u64,
+    pub v: Vec<u64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Tier {
+    points: VecDeque<Point>,
+}
+
+/// Every cache's series.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct History {
+    caches: BTreeMap<u32, Vec<Tier>>,
+}
+
+/// The processed stat names (MemCachier's), all computed here.
+pub const PROCESSED: [&str; 36] = [
+    "auth_cmds_rate",
+    "auth_errors_rate",
+    "bytes",
+    "bytes_read_rate",
+    "bytes_write_rate",
+    "cas_badval_rate",
+    "cas_fraction",
+    "cas_hit_rate",
+    "cas_rate",
+    "connection_rate",
+    "connections",
+    "decr_fraction",
+    "decr_hit_rate",
+    "decr_rate",
+    "delete_fraction",
+    "delete_hit_rate",
+    "delete_rate",
+    "eviction_rate",
+    "flush_fraction",
+    "flush_rate",
+    "get_expired_rate",
+    "get_fraction",
+    "get_hit_rate",
+    "get_rate",
+    "hit_rate",
+    "incr_fraction",
+    "incr_hit_rate",
+    "incr_rate",
+    "items",
+    "max_bytes",
+    "request_rate",
+    "set_fraction",
+    "set_rate",
+    "touch_fraction",
+    "touch_hit_rate",
+    "touch_rate",
+];
+
+impl History {
+    /// Adds a sample of `cache` taken at unix time `t`.
+    pub fn record(&mut self, cache: u32, t: u64, v: Vec<u64>) {
+        let tiers = self
+            .caches
+            .entry(cache)
+            .or_insert_with(|| vec![Tier::default(); TIERS.len()]);
+        for (tier, (step, cap)) in tiers.iter_mut().zip(TIERS) {
+            let bucket = t / step;
+            match tier.points.back_mut() {
+                Some(last) if last.t / step == bucket => {
+                    *last = Point { t, v: v.clone() };
+                }
+                // Nothing changed since the last point: no new point.
+                Some(last) if last.v == v => {}
+                _ => {
+                    tier.points.push_back(Point { t, v: v.clone() });
+                    if tier.points.len() > cap {
+                        tier.points.pop_front();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Forgets caches that no longer exist.
+    pub fn retain(&mut self, keep: impl Fn(u32) -> bool) {
+        self.caches.retain(|id, _| keep(*id));
+    }
+
+    /// The tier MemCachier uses for a span: ≤ 24 h → 1 min, ≤ 1 week →
+    /// 10 min, ≤ ~3 months → 1 h, else 1 day.
+    pub fn tier_for(span: u64) -> usize {
+        match span {
+            s if s <= 86_400 => 0,
+            s if s <= 7 * 86_400 => 1,
+            s if s <= 92 * 86_400 => 2,
+            _ => 3,
+        }
+    }
+
+    /// The points of `cache` in [start, end] at the span's granularity, plus
+    /// the point just before `start` (rates need a left neighbour).
+    pub fn points(&self, cache: u32, start: u64, end: u64) -> (u64, Vec<&Point>) {
+        let tier = Self::tier_for(end.saturating_sub(start));
+        let step = TIERS[tier].0;
+        let Some(tiers) = self.caches.get(&cache) else {
+            return (step, Vec::new());
+        };
+        let pts = &tiers[tier].points;
+        let first = pts.partition_point(|p| p.t < start);
+        let from = first.saturating_sub(1);
+        let to = pts.partition_point(|p| p.t <= end);
+        (step, pts.range(from..to).collect())
+    }
+
+    /// MemCachier's processed stats for `cache` (InfluxDB-style series):
+    /// `[{name, columns: [time, names...], values: [[iso8601, ...], ...]}]`.
+    /// Unknown names are an error (the API answers 400).
+    pub fn processed(
+        &self,
+        cache: u32,
+        names: &[String],
+        start: u64,
+        end: u64,
+        plan: u64,
+    ) -> Result<Value, String> {
+        if let Some(bad) = names.iter().find(|n| !PROCESSED.contains(&n.as_str())) {
+            return Err(format!("unknown stat name {bad}"));
+        }
+        let (_, pts) = self.points(cache, start, end);
+        let mut rows = Vec::new();
+        for pair in pts.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            if b.t < start {
+                continue;
+            }
+            let mut row = vec![json!(iso8601(b.t))];
+            for name in names {
+                row.push(json!(processed_value(name, a, b, plan)));
+            }
+            rows.push(Value::Array(row));
+        }
+        let mut columns = vec![json!("time")];
+        columns.extend(names.iter().map(|n| json!(n)));
+        Ok(json!([{ "name": "processed_stats", "columns": columns, "values": rows }]))
+    }
+
+    /// Loads `path` (missing: empty history; unreadable: an error, so a bad
+    /// file is never silently replaced).
+    pub fn load(path: &Path) -> std::io::Result<History> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(History::default()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes `path` crash-safely: a temporary file, fsync, rename.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let tmp = path.with_extension("json.tmp");
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&serde_json::to_vec(self).map_err(std::io::Error::other)?)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)
+    }
+}
+
+/// One processed stat between two neighbouring points `a` → `b`.
+fn processed_value(name: &str, a: &Point, b: &Point, plan: u64) -> f64 {
+    let dt = b.t.saturating_sub(a.t).max(1) as f64;
+    let d = |f: &str| b.v[field(f)].saturating_sub(a.v[field(f)]) as f64;
+    let rate = |f: &str| d(f) / dt;
+    let ratio = |num: f64, den: f64| if den > 0.0 { num / den } else { 0.0 };
+    let gets = d("cmd_get");
+    let sets = d("cmd_set");
+    let deletes = d("delete_hits") + d("delete_misses");
+    let incrs = d("incr_hits") + d("incr_misses");
+    let decrs = d("decr_hits") + d("decr_misses");
+    let touches = d("cmd_touch");
+    let flushes = d("cmd_flush");
+    let cas = d("cas_hits") + d("cas_misses") + d("cas_badval");
+    let requests = gets + sets + deletes + incrs + decrs + touches + flushes;
+    match name {
+        "auth_cmds_rate" => rate("auth_cmds"),
+        "auth_errors_rate" => rate("auth_errors"),
+        "bytes" => b.v[field("bytes")] as f64,
+        "bytes_read_rate" => rate("bytes_read"),
+        "bytes_write_rate" => rate("bytes_written"),
+        "cas_badval_rate" => rate("cas_badval"),
+        "cas_fraction" => ratio(cas, requests),
+        "cas_hit_rate" => ratio(d("cas_hits"), cas),
+        "cas_rate" => cas / dt,
+        "connection_rate" => rate("total_connections"),
+        "connections" => b.v[field("curr_connections")] as f64,
+        "decr_fraction" => ratio(decrs, requests),
+        "decr_hit_rate" => ratio(d("decr_hits"), decrs),
+        "decr_rate" => decrs / dt,
+        "delete_fraction" => ratio(deletes, requests),
+        "delete_hit_rate" => ratio(d("delete_hits"), deletes),
+        "delete_rate" => deletes / dt,
+        "eviction_rate" => rate("evictions"),
+        "flush_fraction" => ratio(flushes, requests),
+        "flush_rate" => flushes / dt,
+        "get_expired_rate" => rate("get_expired"),
+        "get_fraction" => ratio(gets, requests),
+        "get_hit_rate" | "hit_rate" => ratio(d("get_hits"), d("get_hits") + d("get_misses")),
+        "get_rate" => gets / dt,
+        "incr_fraction" => ratio(incrs, requests),
+        "incr_hit_rate" => ratio(d("incr_hits"), incrs),
+        "incr_rate" => incrs / dt,
+        "items" => b.v[field("curr_items")] as f64,
+        "max_bytes" => plan as f64,
+        "request_rate" => requests / dt,
+        "set_fraction" => ratio(sets, requests),
+        "set_rate" => sets / dt,
+        "touch_fraction" => ratio(touches, requests),
+        "touch_hit_rate" => ratio(d("touch_hits"), touches),
+        "touch_rate" => touches / dt,
+        _ => 0.0,
+    }
+}
+
+/// Unix seconds of `2023-01-08T15:20:00Z` (UTC; a bare integer is taken as
+/// unix seconds). None when malformed.
+pub fn parse_time(s: &str) -> Option<u64> {
+    if let Ok(n) = s.parse::<u64>() {
+        return Some(n);
+    }
+    let b = s.as_bytes();
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[19] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // days_from_civil (Howard Hinnant).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
+}
+
+/// `2026-11-24T16:00:00Z` for unix seconds `t` (UTC, civil-from-days).
+pub fn iso8601(t: u64) -> String {
+    let days = (t / 86_400) as i64;
+    let secs = t % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(gets: u64, hits: u64) -> Vec<u64> {
+        let mut v = vec![0; FIELDS.len()];
+        v[field("cmd_get")] = gets;
+        v[field("get_hits")] = hits;
+        v[field("get_misses")] = gets - hits;
+        v
+    }
+
+    #[test]
+    fn buckets_rates_and_granularity() {
+        let mut h = History::default();
+        let t0 = 1_795_000_000 / 60 * 60;
+        h.record(1, t0, values(0, 0));
+        h.record(1, t0 + 10, values(50, 40)); // same minute: replaces
+        h.record(1, t0 + 60, values(100, 80));
+        h.record(1, t0 + 120, values(700, 80));
+        let (step, pts) = h.points(1, t0, t0 + 3600);
+        assert_eq!(step, 60);
+        assert_eq!(pts.len(), 3);
+        let names: Vec<String> = ["get_rate", "hit_rate"].map(String::from).to_vec();
+        let out = h.processed(1, &names, t0, t0 + 3600, 1 << 20).unwrap();
+        let rows = out[0]["values"].as_array().unwrap();
+        assert_eq!(rows.len(), 2);
+        // t0+10 → t0+60: 50 gets in 50 s, 40 of 50 hit.
+        assert_eq!(rows[0][1], 1.0);
+        assert_eq!(rows[0][2], 0.8);
+        // then 600 gets in 60 s, none hit.
+        assert_eq!(rows[1][1], 10.0);
+        assert_eq!(rows[1][2], 0.0);
+        assert_eq!(out[0]["columns"], json!(["time", "get_rate", "hit_rate"]));
+        assert!(h.processed(1, &["nope".into()], t0, t0 + 60, 0).is_err());
+        // A week's span reads the 10-minute tier.
+        assert_eq!(h.points(1, t0, t0 + 3 * 86_400).0, 600);
+        assert_eq!(History::tier_for(100 * 86_400), 3);
+    }
+
+    #[test]
+    fn idle_caches_add_no_points_and_tiers_are_bounded() {
+        let mut h = History::default();
+        for i in 0..5000u64 {
+            h.record(7, i * 60, values(5, 5));
+        }
+        assert_eq!(h.caches[&7][0].points.len(), 1, "idle: one point");
+        for i in 0..5000u64 {
+            h.record(8, i * 60, values(i, i));
+        }
+        assert_eq!(h.caches[&8][0].points.len(), TIERS[0].1);
+        assert!(h.caches[&8][1].points.len() <= TIERS[1].1);
+    }
+
+    #[test]
+    fn save_and_load_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.json");
+        assert_eq!(History::load(&path).unwrap().caches.len(), 0);
+        let mut h = History::default();
+        h.record(3, 1000, values(2, 1));
+        h.save(&path).unwrap();
+        let back = History::load(&path).unwrap();
+        assert_eq!(back.points(3, 0, 2000).1.len(), 1);
+        std::fs::write(&path, b"{broken").unwrap();
+        assert!(History::load(&path).is_err());
+    }
+
+    #[test]
+    fn parse_times() {
+        for t in [0u64, 951_782_400, 1_795_534_628] {
+            assert_eq!(parse_time(&iso8601(t)), Some(t));
+        }
+        assert_eq!(parse_time("1795534628"), Some(1_795_534_628));
+        assert_eq!(parse_time("2023-13-01T00:00:00Z"), None);
+        assert_eq!(parse_time("yesterday"), None);
+    }
+
+    #[test]
+    fn iso_dates() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(iso8601(1_795_534_628), "2026-11-24T15:37:08Z");
+    }
+}

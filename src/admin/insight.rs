@@ -1,0 +1,85 @@
+//! MemCachier API v2 insight routes over the stats history (`history.rs`):
+//!
+//! | route | success |
+//! | --- | --- |
+//! | `GET /caches/:id/insight/processed_stats?names=a,b&startTime=&endTime=` | 200 `[{name, columns, values}]` |
+//! | `GET /caches/:id/insight/processed_stats/per_server?...` | the same with `tags: {server}` |
+//!
+//! `names` is required (400 without it or with an unknown name); times are
+//! ISO 8601 (`2023-01-08T15:20:00Z`) or unix seconds, defaulting to the last
+//! 24 hours. Authentication as in `api_v2.rs`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::Value;
+
+use super::api_v2::authorize;
+use super::body::ApiError;
+use super::history::parse_time;
+use super::AdminState;
+
+type Shared = State<Arc<AdminState>>;
+
+pub(crate) fn router() -> Router<Arc<AdminState>> {
+    Router::new()
+        .route(
+            "/caches/{id}/insight/processed_stats",
+            get(|s, h, p, q| processed(s, h, p, q, false)),
+        )
+        .route(
+            "/caches/{id}/insight/processed_stats/per_server",
+            get(|s, h, p, q| processed(s, h, p, q, true)),
+        )
+}
+
+async fn processed(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    per_server: bool,
+) -> Result<Response, ApiError> {
+    let cache = authorize(&state, &headers, &id)?;
+    let names: Vec<String> = q
+        .get("names")
+        .map(|n| {
+            n.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if names.is_empty() {
+        return Err(ApiError::invalid("query parameter names is required"));
+    }
+    let now = crate::clock::unix_now() as u64;
+    let time = |key: &str, default: u64| match q.get(key) {
+        None => Ok(default),
+        Some(v) => parse_time(v).ok_or_else(|| ApiError::invalid(format!("bad {key}: {v}"))),
+    };
+    let end = time("endTime", now)?;
+    let start = time("startTime", end.saturating_sub(86_400))?;
+    if start > end {
+        return Err(ApiError::invalid("startTime is after endTime"));
+    }
+    let history = state.history.lock().unwrap_or_else(|e| e.into_inner());
+    let mut series = history
+        .processed(cache.id, &names, start, end, cache.memory_limit)
+        .map_err(ApiError::invalid)?;
+    if per_server {
+        // One server per node: the series is this node's.
+        if let Some(Value::Object(s)) = series.get_mut(0) {
+            s.insert(
+                "tags".into(),
+                serde_json::json!({ "server": state.servers.split(',').next().unwrap_or("") }),
+            );
+        }
+    }
+    Ok(Json(series).into_response())
+}
