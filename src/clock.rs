@@ -43,6 +43,24 @@ pub fn now() -> u32 {
     (e.started.elapsed().as_secs() + 2) as u32
 }
 
+/// The UTC calendar date and time of unix seconds `t`:
+/// (year, month, day, hour, minute, second), by Howard Hinnant's
+/// civil_from_days.
+pub fn civil(t: u64) -> (i64, i64, i64, u64, u64, u64) {
+    let days = (t / 86_400) as i64;
+    let secs = t % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day, secs / 3600, secs / 60 % 60, secs % 60)
+}
+
 /// Unix time of `now()`; what `stats` reports as `time`.
 pub fn unix_now() -> i64 {
     epoch().unix_base + now() as i64

@@ -38,6 +38,7 @@ use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
 use super::body::{parse_json, ApiError};
+use super::routes::mutate;
 use super::AdminState;
 use crate::tenancy::{Cache, Caps, ControlError, ControlStore, Credential};
 
@@ -169,22 +170,6 @@ fn credential_json(c: &Credential) -> Value {
         "api_capability": c.caps.api,
         "primary": c.primary,
     })
-}
-
-/// Runs a change and publishes the new snapshot to the cores, as the
-/// operator routes do.
-fn mutate<T>(
-    state: &AdminState,
-    f: impl FnOnce(&mut ControlStore) -> Result<T, ControlError>,
-) -> Result<T, ApiError> {
-    let mut store = lock(state);
-    let before = store.registry().version();
-    let result = f(&mut store);
-    let registry = store.registry();
-    if registry.version() != before {
-        (state.on_change)(registry);
-    }
-    Ok(result?)
 }
 
 async fn info(State(state): Shared, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {

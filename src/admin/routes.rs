@@ -88,7 +88,7 @@ fn lock(state: &AdminState) -> MutexGuard<'_, ControlStore> {
 /// registry version moved, even when a later step of the same request
 /// failed), hands the new snapshot to `on_change`. The lock is held across
 /// the callback so snapshots reach it in commit order.
-fn mutate<T>(
+pub(super) fn mutate<T>(
     state: &AdminState,
     f: impl FnOnce(&mut ControlStore) -> Result<T, ControlError>,
 ) -> Result<T, ApiError> {
