@@ -81,6 +81,9 @@ scripts/mt-client-tests.sh
 echo "== Prometheus: promtool check metrics, and a real Prometheus server scraping /metrics =="
 scripts/prometheus-check.sh
 
+echo "== schemathesis against /api/v2/openapi.json =="
+scripts/schemathesis-check.sh
+
 echo "== load smoke: mc-load (bounded: 5 s) against the same shoal =="
 target/release/mc-load --server "$ADDR" --conns 8 --pipeline 16 --ratio 1:10 --seconds 5
 echo "== all tests passed =="
