@@ -56,6 +56,11 @@ macro_rules! core_stats {
             pub fn minus(&self, base: &Totals) -> Totals {
                 Totals { $($name: self.$name.wrapping_sub(base.$name),)* }
             }
+
+            /// `self += other` per counter (sums over caches).
+            pub fn add(&mut self, other: &Totals) {
+                $(self.$name = self.$name.wrapping_add(other.$name);)*
+            }
         }
     };
 }

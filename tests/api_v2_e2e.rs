@@ -5,8 +5,6 @@
 mod common;
 use common::{eventually, Client, Server};
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 struct Cred {
@@ -40,28 +38,7 @@ fn create(s: &Server, name: &str) -> Cred {
     }
 }
 
-fn b64(raw: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in raw.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// One API request with HTTP Basic `user:pass` (None: no Authorization).
+/// One API v2 request (see `Server::api_v2`).
 fn api(
     s: &Server,
     method: &str,
@@ -69,26 +46,7 @@ fn api(
     auth: Option<(&str, &str)>,
     body: Option<&str>,
 ) -> (u16, Value) {
-    let mut c = TcpStream::connect(s.admin.unwrap()).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = format!("{method} /api/v2{path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n");
-    if let Some((u, p)) = auth {
-        req.push_str(&format!(
-            "Authorization: Basic {}\r\n",
-            b64(format!("{u}:{p}").as_bytes())
-        ));
-    }
-    let body = body.unwrap_or("");
-    req.push_str(&format!(
-        "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    ));
-    c.write_all(req.as_bytes()).unwrap();
-    let mut raw = String::new();
-    c.read_to_string(&mut raw).unwrap();
-    let (head, text) = raw.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, serde_json::from_str(text).unwrap_or(Value::Null))
+    s.api_v2(method, path, auth, body)
 }
 
 fn login(s: &Server, user: &str, pass: &str) -> Client {

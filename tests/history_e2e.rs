@@ -6,44 +6,10 @@
 mod common;
 use common::{eventually, Server};
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-fn b64(raw: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in raw.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        for i in 0..4 {
-            out.push(if i <= chunk.len() {
-                T[(n >> (18 - 6 * i) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
-    out
-}
-
 fn get(s: &Server, path: &str, user: &str, pass: &str) -> (u16, Value) {
-    let mut c = TcpStream::connect(s.admin.unwrap()).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let req = format!(
-        "GET /api/v2{path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nAuthorization: Basic {}\r\n\r\n",
-        b64(format!("{user}:{pass}").as_bytes())
-    );
-    c.write_all(req.as_bytes()).unwrap();
-    let mut raw = String::new();
-    c.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    s.api_v2("GET", path, Some((user, pass)), None)
 }
 
 fn minute() -> u64 {

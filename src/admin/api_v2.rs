@@ -38,9 +38,9 @@ use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
 use super::body::{parse_json, ApiError};
-use super::routes::mutate;
+use super::routes::{lock, mutate};
 use super::AdminState;
-use crate::tenancy::{Cache, Caps, ControlError, ControlStore, Credential};
+use crate::tenancy::{Cache, Caps, ControlError, Credential};
 
 type Shared = State<Arc<AdminState>>;
 type ApiResult = Result<Response, ApiError>;
@@ -90,10 +90,6 @@ pub(crate) fn router() -> Router<Arc<AdminState>> {
 
 async fn openapi() -> Response {
     ([(CONTENT_TYPE, "application/json")], OPENAPI).into_response()
-}
-
-fn lock(state: &AdminState) -> std::sync::MutexGuard<'_, ControlStore> {
-    state.store.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn unauthorized() -> ApiError {

@@ -121,7 +121,7 @@ fn snapshot(caches: &[(u32, u64)]) -> Snapshot {
         let mut all = server;
         for &(id, plan) in &caches {
             let t = crate::stats::cache(id).totals();
-            add_totals(&mut all, &t);
+            all.add(&t);
             scopes.push(Scope {
                 cache: Some(id),
                 totals: t,
@@ -150,47 +150,6 @@ fn snapshot(caches: &[(u32, u64)]) -> Snapshot {
         rusage_system,
         max_connections: MAX_CONNECTIONS.load(Ordering::Relaxed),
     }
-}
-
-/// `a += b` for the counters the metrics use.
-fn add_totals(a: &mut Totals, b: &Totals) {
-    macro_rules! add {
-        ($($f:ident),*) => { $(a.$f = a.$f.wrapping_add(b.$f);)* };
-    }
-    add!(
-        curr_connections,
-        total_connections,
-        rejected_connections,
-        conn_yields,
-        cmd_get,
-        cmd_set,
-        cmd_flush,
-        cmd_touch,
-        get_hits,
-        get_misses,
-        delete_hits,
-        delete_misses,
-        incr_hits,
-        incr_misses,
-        decr_hits,
-        decr_misses,
-        cas_hits,
-        cas_misses,
-        cas_badval,
-        touch_hits,
-        touch_misses,
-        store_too_large,
-        store_no_memory,
-        bytes_read,
-        bytes_written,
-        curr_items,
-        total_items,
-        bytes,
-        evictions,
-        reclaimed,
-        limit_maxbytes,
-        mem_used
-    );
 }
 
 /// User and system CPU seconds of the process.

@@ -78,7 +78,7 @@ pub(crate) fn router(state: Arc<AdminState>) -> Router {
         .with_state(state)
 }
 
-fn lock(state: &AdminState) -> MutexGuard<'_, ControlStore> {
+pub(super) fn lock(state: &AdminState) -> MutexGuard<'_, ControlStore> {
     // A panic while holding the lock cannot leave the store half-changed on
     // disk (it writes then renames), so keep serving.
     state.store.lock().unwrap_or_else(|e| e.into_inner())

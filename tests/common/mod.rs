@@ -320,3 +320,63 @@ macro_rules! at_1_and_2_cores {
         mod two_cores { use super::*; $( #[test] fn $name() { ($body)(2) } )* }
     };
 }
+
+/// Standard base64 (for HTTP Basic in tests).
+pub fn b64(raw: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in raw.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+impl Server {
+    /// One MemCachier API v2 request on the admin endpoint, with HTTP Basic
+    /// `user:pass` (None: no Authorization); the body parsed as JSON (Null
+    /// when it is not).
+    pub fn api_v2(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Option<(&str, &str)>,
+        body: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let mut c = TcpStream::connect(self.admin.unwrap()).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut req =
+            format!("{method} /api/v2{path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n");
+        if let Some((u, p)) = auth {
+            req.push_str(&format!(
+                "Authorization: Basic {}\r\n",
+                b64(format!("{u}:{p}").as_bytes())
+            ));
+        }
+        let body = body.unwrap_or("");
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ));
+        c.write_all(req.as_bytes()).unwrap();
+        let mut raw = String::new();
+        c.read_to_string(&mut raw).unwrap();
+        let (head, text) = raw.split_once("\r\n\r\n").unwrap();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        (
+            status,
+            serde_json::from_str(text).unwrap_or(serde_json::Value::Null),
+        )
+    }
+}
