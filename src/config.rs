@@ -35,6 +35,17 @@ pub struct Config {
     pub auth_timeout: std::time::Duration,
     /// Multi-tenant mode: how often each cache's stats are sampled into history.
     pub stats_interval: std::time::Duration,
+    /// Multi-tenant mode: 0 turns introspection (recent logs, popular items,
+    /// watched prefixes) off; N > 0 feeds 1 in N requests to the top-K sketches
+    /// (the recent log sees every request).
+    pub introspection_sample: u32,
+    /// Multi-tenant mode: SMTP relay (`host:port`) for email alerts; none:
+    /// email delivery configs are kept but not sent.
+    pub smtp_relay: Option<String>,
+    /// Sender address of alert emails.
+    pub smtp_from: String,
+    /// The cluster name the API reports (one server is one cluster).
+    pub cluster_name: String,
 }
 
 #[derive(Parser, Debug, Default)]
@@ -94,6 +105,18 @@ pub struct Cli {
     /// multi-tenant mode: seconds between stats history samples (default: 10)
     #[arg(long = "stats-interval", value_name = "SECS")]
     pub stats_interval: Option<f64>,
+    /// multi-tenant mode: 1 in N requests feed the popular-items sketches; 0 turns introspection off (default: 8)
+    #[arg(long = "introspection-sample", value_name = "N")]
+    pub introspection_sample: Option<u32>,
+    /// multi-tenant mode: SMTP relay host:port for email alerts (default: none, email alerts not sent)
+    #[arg(long = "smtp-relay", value_name = "HOST:PORT")]
+    pub smtp_relay: Option<String>,
+    /// multi-tenant mode: sender address of alert emails (default: shoal@localhost)
+    #[arg(long = "smtp-from", value_name = "ADDR")]
+    pub smtp_from: Option<String>,
+    /// multi-tenant mode: cluster name reported by the API (default: local)
+    #[arg(long = "cluster-name", value_name = "NAME")]
+    pub cluster_name: Option<String>,
     /// operator commands against a running multi-tenant server
     #[command(subcommand)]
     pub command: Option<crate::cli::Subcommand>,
@@ -118,7 +141,14 @@ pub struct FileConfig {
     pub admin_addr: Option<String>,
     pub auth_timeout: Option<f64>,
     pub stats_interval: Option<f64>,
+    pub introspection_sample: Option<u32>,
+    pub smtp_relay: Option<String>,
+    pub smtp_from: Option<String>,
+    pub cluster_name: Option<String>,
 }
+
+/// 1 in this many requests feeds the popular-items sketches by default.
+pub const DEFAULT_INTROSPECTION_SAMPLE: u32 = 8;
 
 /// Parses memcached's size syntax: `1m`, `512k`, `2097152`.
 pub fn parse_size(s: &str) -> Result<usize, String> {
@@ -203,6 +233,19 @@ impl Config {
                 .unwrap_or_else(|| crate::admin::DEFAULT_ADMIN_ADDR.into()),
             auth_timeout: std::time::Duration::from_secs_f64(auth_timeout),
             stats_interval: std::time::Duration::from_secs_f64(stats_interval),
+            introspection_sample: cli
+                .introspection_sample
+                .or(file.introspection_sample)
+                .unwrap_or(DEFAULT_INTROSPECTION_SAMPLE),
+            smtp_relay: cli.smtp_relay.or(file.smtp_relay),
+            smtp_from: cli
+                .smtp_from
+                .or(file.smtp_from)
+                .unwrap_or_else(|| "shoal@localhost".into()),
+            cluster_name: cli
+                .cluster_name
+                .or(file.cluster_name)
+                .unwrap_or_else(|| "local".into()),
         })
     }
 }

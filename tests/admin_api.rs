@@ -37,6 +37,9 @@ impl Server {
             bind: "127.0.0.1:0".parse().unwrap(),
             servers: SERVERS.to_string(),
             stats_interval: admin::DEFAULT_STATS_INTERVAL,
+            smtp_relay: None,
+            smtp_from: "shoal@localhost".into(),
+            cluster_name: "local".into(),
         };
         let handle = admin::spawn_with(
             store,

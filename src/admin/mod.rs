@@ -59,6 +59,12 @@ pub struct AdminConfig {
     pub servers: String,
     /// How often every cache's counters are sampled into the stats history.
     pub stats_interval: Duration,
+    /// SMTP relay (`host:port`) for email alerts; None: emails are not sent.
+    pub smtp_relay: Option<String>,
+    /// Sender address of alert emails.
+    pub smtp_from: String,
+    /// The cluster name the API reports.
+    pub cluster_name: String,
 }
 
 /// The default stats sampling interval.
@@ -128,6 +134,9 @@ pub fn spawn(
         bind,
         servers: "127.0.0.1:11211".to_string(),
         stats_interval: DEFAULT_STATS_INTERVAL,
+        smtp_relay: None,
+        smtp_from: "shoal@localhost".into(),
+        cluster_name: "local".into(),
     };
     spawn_with(store, config, on_change)
 }

@@ -282,6 +282,9 @@ fn start_admin(
         bind,
         servers: bound.to_string(),
         stats_interval: cfg.stats_interval,
+        smtp_relay: cfg.smtp_relay.clone(),
+        smtp_from: cfg.smtp_from.clone(),
+        cluster_name: cfg.cluster_name.clone(),
     };
     let handle = crate::admin::spawn_with(store, admin, on_change)
         .map_err(|e| StartError(format!("failed to listen on admin address {bind}: {e}")))?;
