@@ -81,6 +81,10 @@ pub(crate) struct AdminState {
     pub(crate) token_digest: [u8; 32],
     pub(crate) servers: String,
     pub(crate) history: Mutex<history::History>,
+    /// SMTP relay for email alerts (None: not sent) and their sender.
+    pub(crate) smtp_relay: Option<String>,
+    pub(crate) smtp_from: String,
+    pub(crate) cluster_name: String,
 }
 
 /// A running admin endpoint. Dropping it shuts the endpoint down, like
@@ -175,6 +179,9 @@ pub fn spawn_with(
         store: Mutex::new(store),
         on_change,
         servers: config.servers,
+        smtp_relay: config.smtp_relay,
+        smtp_from: config.smtp_from,
+        cluster_name: config.cluster_name,
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
