@@ -92,6 +92,16 @@ impl ClassHistograms {
     pub fn class(&self, class: Class) -> Option<&Histogram<u64>> {
         self.by_class[class as usize].as_ref()
     }
+
+    /// Requests recorded over every class and the sum of their service
+    /// times in nanoseconds (from each histogram's mean, so within its
+    /// precision): what the stats history samples for `insight/latency`.
+    pub fn totals(&self) -> (u64, u64) {
+        self.by_class.iter().flatten().fold((0, 0), |(n, sum), h| {
+            let ns = h.mean() * h.len() as f64 * 1000.0;
+            (n + h.len(), sum + ns as u64)
+        })
+    }
 }
 
 /// Summary of one histogram, microseconds.

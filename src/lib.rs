@@ -3,7 +3,8 @@
 //! Layout: `protocol` (pure wire parsing/encoding), `storage` (pure per-core
 //! store), `exec` (command semantics over a store), `runtime` (glommio: cores,
 //! sockets, forwarding — the only data-path module that does I/O), `stats`, `clock`,
-//! `config`, `tenancy` (control plane), `admin` (the operator's HTTP endpoint,
+//! `config`, `introspect` (per-core request introspection: recent log, top-K
+//! sketches; pure, no I/O), `tenancy` (control plane), `admin` (the operator's HTTP endpoint,
 //! on its own OS thread, never a data core) and `cli` (its client: the
 //! `shoal cache` / `shoal credential` subcommands).
 
@@ -13,6 +14,7 @@ pub mod clock;
 pub mod config;
 pub mod conns;
 pub mod exec;
+pub mod introspect;
 pub mod latency;
 pub mod protocol;
 pub mod runtime;

@@ -86,6 +86,7 @@ pub(crate) fn router() -> Router<Arc<AdminState>> {
         .route("/caches/{id}/flush", post(flush))
         .route("/caches/{id}/reset_stats", post(reset_stats))
         .route("/caches/{id}/stats", get(stats))
+        .merge(super::alerts::router())
 }
 
 async fn openapi() -> Response {
@@ -179,7 +180,7 @@ async fn info(State(state): Shared, headers: HeaderMap, Path(id): Path<String>) 
         "plan": cache.memory_limit,
         "provider": "shoal",
         "enabled": cache.enabled,
-        "cluster_name": "local",
+        "cluster_name": state.cluster_name,
         "servers": state.servers.split(',').collect::<Vec<_>>(),
         "credentials": creds.iter().map(credential_json).collect::<Vec<_>>(),
         "can_switch": false,

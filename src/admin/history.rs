@@ -102,12 +102,106 @@ pub struct Point {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Tier {
     points: VecDeque<Point>,
+    /// The sample the newest point replaced (same bucket). A series with a
+    /// single point has no left neighbour for its rates; this is one, so a
+    /// new cache shows numbers within its first minute.
+    #[serde(default)]
+    prev: Option<Point>,
 }
 
-/// Every cache's series.
+/// Every cache's series, plus two smaller families kept the same way:
+/// each cache's request latency (cumulative `[requests, nanoseconds]`, for
+/// `insight/latency`) and each watched prefix's `PREFIX_FIELDS`.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct History {
     caches: BTreeMap<u32, Vec<Tier>>,
+    #[serde(default)]
+    latency: BTreeMap<u32, Vec<Tier>>,
+    #[serde(default)]
+    prefixes: BTreeMap<u64, Vec<Tier>>,
+}
+
+/// A watched prefix's sample: two gauges from a store scan, then three
+/// cumulative counters from the cores.
+pub const PREFIX_FIELDS: [&str; 5] = ["num_keys", "total_size", "hits", "misses", "mutations"];
+
+/// The columns of `compound_stats` and of a watched prefix's `stats`.
+const COMPOUND_COLUMNS: [&str; 6] = [
+    "time",
+    "num_keys",
+    "total_size",
+    "total_hits_rate",
+    "total_misses_rate",
+    "total_mutations_rate",
+];
+
+/// Adds a sample taken at `t` to one series' tiers (see `History::record`).
+fn record_into(tiers: &mut Vec<Tier>, t: u64, v: Vec<u64>) {
+    if tiers.len() != TIERS.len() {
+        *tiers = vec![Tier::default(); TIERS.len()];
+    }
+    for (tier, (step, cap)) in tiers.iter_mut().zip(TIERS) {
+        let bucket = t / step;
+        match tier.points.back_mut() {
+            Some(last) if last.t / step == bucket => {
+                tier.prev = Some(std::mem::replace(last, Point { t, v: v.clone() }));
+            }
+            // Nothing changed since the last point: no new point.
+            Some(last) if last.v == v => {}
+            _ => {
+                tier.points.push_back(Point { t, v: v.clone() });
+                if tier.points.len() > cap {
+                    tier.points.pop_front();
+                }
+            }
+        }
+    }
+}
+
+/// The points of one series in [start, end] at the span's granularity, plus
+/// the point just before `start` (rates need a left neighbour).
+fn points_of(tiers: Option<&Vec<Tier>>, start: u64, end: u64) -> (u64, Vec<&Point>) {
+    let tier = History::tier_for(end.saturating_sub(start));
+    let step = TIERS[tier].0;
+    let Some(tier) = tiers.and_then(|t| t.get(tier)) else {
+        return (step, Vec::new());
+    };
+    let pts = &tier.points;
+    let first = pts.partition_point(|p| p.t < start);
+    let from = first.saturating_sub(1);
+    let to = pts.partition_point(|p| p.t <= end);
+    let mut out: Vec<&Point> = pts.range(from..to).collect();
+    if let (1, Some(prev)) = (pts.len(), &tier.prev) {
+        if out.len() == 1 && prev.t < out[0].t {
+            out.insert(0, prev);
+        }
+    }
+    (step, out)
+}
+
+/// One row per neighbouring pair `a → b` with `b` in range: `f(a, b)` gives
+/// the values after the time column.
+fn rows(pts: &[&Point], start: u64, f: impl Fn(&Point, &Point) -> Vec<Value>) -> Vec<Value> {
+    pts.windows(2)
+        .filter(|pair| pair[1].t >= start)
+        .map(|pair| {
+            let mut row = vec![json!(iso8601(pair[1].t))];
+            row.extend(f(pair[0], pair[1]));
+            Value::Array(row)
+        })
+        .collect()
+}
+
+/// Per-second rate of field `i` between `a` and `b` (a counter that went
+/// down was reset: its new value is what happened since).
+fn rate_of(a: &Point, b: &Point, i: usize) -> f64 {
+    let dt = b.t.saturating_sub(a.t).max(1) as f64;
+    let (x, y) = (
+        a.v.get(i).copied().unwrap_or(0),
+        b.v.get(i).copied().unwrap_or(0),
+    );
+    let d = if y >= x { y - x } else { y };
+    d as f64 / dt
 }
 
 /// The processed stat names (MemCachier's), all computed here.
@@ -153,31 +247,103 @@ pub const PROCESSED: [&str; 36] = [
 impl History {
     /// Adds a sample of `cache` taken at unix time `t`.
     pub fn record(&mut self, cache: u32, t: u64, v: Vec<u64>) {
-        let tiers = self
-            .caches
-            .entry(cache)
-            .or_insert_with(|| vec![Tier::default(); TIERS.len()]);
-        for (tier, (step, cap)) in tiers.iter_mut().zip(TIERS) {
-            let bucket = t / step;
-            match tier.points.back_mut() {
-                Some(last) if last.t / step == bucket => {
-                    *last = Point { t, v: v.clone() };
-                }
-                // Nothing changed since the last point: no new point.
-                Some(last) if last.v == v => {}
-                _ => {
-                    tier.points.push_back(Point { t, v: v.clone() });
-                    if tier.points.len() > cap {
-                        tier.points.pop_front();
-                    }
-                }
-            }
-        }
+        record_into(self.caches.entry(cache).or_default(), t, v);
+    }
+
+    /// Adds `cache`'s cumulative request count and service time (ns).
+    pub fn record_latency(&mut self, cache: u32, t: u64, requests: u64, ns: u64) {
+        record_into(
+            self.latency.entry(cache).or_default(),
+            t,
+            vec![requests, ns],
+        );
+    }
+
+    /// Adds a sample of watched prefix `id` (`PREFIX_FIELDS` order).
+    pub fn record_prefix(&mut self, id: u64, t: u64, v: Vec<u64>) {
+        record_into(self.prefixes.entry(id).or_default(), t, v);
     }
 
     /// Forgets caches that no longer exist.
     pub fn retain(&mut self, keep: impl Fn(u32) -> bool) {
         self.caches.retain(|id, _| keep(*id));
+        self.latency.retain(|id, _| keep(*id));
+    }
+
+    /// Forgets prefixes that are no longer watched.
+    pub fn retain_prefixes(&mut self, keep: impl Fn(u64) -> bool) {
+        self.prefixes.retain(|id, _| keep(*id));
+    }
+
+    /// `insight/latency`: the mean service time in nanoseconds of the
+    /// requests between neighbouring samples, `[{name: "latency", tags:
+    /// {server}, columns: [time, duration], values}]`. Intervals without
+    /// requests have no row.
+    pub fn latency(&self, cache: u32, start: u64, end: u64, server: &str) -> Value {
+        let (_, pts) = points_of(self.latency.get(&cache), start, end);
+        let values: Vec<Value> = rows(&pts, start, |a, b| {
+            let (n, ns) = if b.v[0] >= a.v[0] && b.v[1] >= a.v[1] {
+                (b.v[0] - a.v[0], b.v[1] - a.v[1])
+            } else {
+                (b.v[0], b.v[1])
+            };
+            vec![json!(if n == 0 { 0.0 } else { ns as f64 / n as f64 })]
+        })
+        .into_iter()
+        .filter(|row| row[1].as_f64().is_some_and(|d| d > 0.0))
+        .collect();
+        json!([{
+            "name": "latency",
+            "tags": { "server": server },
+            "columns": ["time", "duration"],
+            "values": values,
+        }])
+    }
+
+    /// `introspection/compound_stats`: the cache's keys and bytes, and the
+    /// rates of hits, misses and mutations (the three kinds popular_items
+    /// ranks keys by).
+    pub fn compound(&self, cache: u32, start: u64, end: u64) -> Value {
+        let (_, pts) = points_of(self.caches.get(&cache), start, end);
+        let values = rows(&pts, start, |a, b| {
+            let sum_rate =
+                |names: &[&str]| -> f64 { names.iter().map(|n| rate_of(a, b, field(n))).sum() };
+            vec![
+                json!(b.v[field("curr_items")]),
+                json!(b.v[field("bytes")]),
+                json!(sum_rate(&["get_hits"])),
+                json!(sum_rate(&[
+                    "get_misses",
+                    "touch_misses",
+                    "delete_misses",
+                    "incr_misses",
+                    "decr_misses"
+                ])),
+                json!(sum_rate(&[
+                    "cmd_set",
+                    "touch_hits",
+                    "delete_hits",
+                    "incr_hits",
+                    "decr_hits"
+                ])),
+            ]
+        });
+        json!([{ "name": "compound_stats", "columns": COMPOUND_COLUMNS, "values": values }])
+    }
+
+    /// A watched prefix's `stats`: the same columns as `compound`.
+    pub fn prefix_stats(&self, id: u64, start: u64, end: u64) -> Value {
+        let (_, pts) = points_of(self.prefixes.get(&id), start, end);
+        let values = rows(&pts, start, |a, b| {
+            vec![
+                json!(b.v.first().copied().unwrap_or(0)),
+                json!(b.v.get(1).copied().unwrap_or(0)),
+                json!(rate_of(a, b, 2)),
+                json!(rate_of(a, b, 3)),
+                json!(rate_of(a, b, 4)),
+            ]
+        });
+        json!([{ "name": "prefix_stats", "columns": COMPOUND_COLUMNS, "values": values }])
     }
 
     /// The tier MemCachier uses for a span: ≤ 24 h → 1 min, ≤ 1 week →
@@ -194,16 +360,7 @@ impl History {
     /// The points of `cache` in [start, end] at the span's granularity, plus
     /// the point just before `start` (rates need a left neighbour).
     pub fn points(&self, cache: u32, start: u64, end: u64) -> (u64, Vec<&Point>) {
-        let tier = Self::tier_for(end.saturating_sub(start));
-        let step = TIERS[tier].0;
-        let Some(tiers) = self.caches.get(&cache) else {
-            return (step, Vec::new());
-        };
-        let pts = &tiers[tier].points;
-        let first = pts.partition_point(|p| p.t < start);
-        let from = first.saturating_sub(1);
-        let to = pts.partition_point(|p| p.t <= end);
-        (step, pts.range(from..to).collect())
+        points_of(self.caches.get(&cache), start, end)
     }
 
     /// MemCachier's processed stats for `cache` (InfluxDB-style series):
@@ -221,18 +378,12 @@ impl History {
             return Err(format!("unknown stat name {bad}"));
         }
         let (_, pts) = self.points(cache, start, end);
-        let mut rows = Vec::new();
-        for pair in pts.windows(2) {
-            let (a, b) = (pair[0], pair[1]);
-            if b.t < start {
-                continue;
-            }
-            let mut row = vec![json!(iso8601(b.t))];
-            for name in names {
-                row.push(json!(processed_value(name, a, b, plan)));
-            }
-            rows.push(Value::Array(row));
-        }
+        let rows = rows(&pts, start, |a, b| {
+            names
+                .iter()
+                .map(|name| json!(processed_value(name, a, b, plan)))
+                .collect()
+        });
         let mut columns = vec![json!("time")];
         columns.extend(names.iter().map(|n| json!(n)));
         Ok(json!([{ "name": "processed_stats", "columns": columns, "values": rows }]))

@@ -15,12 +15,16 @@
 //!
 //! The client side of the same API is `crate::cli`.
 
+mod alerts;
 mod api_v2;
 mod auth;
 mod body;
 pub mod history;
 mod insight;
+mod introspection;
+mod manage;
 mod metrics;
+pub mod probe;
 mod routes;
 mod status;
 
@@ -224,13 +228,25 @@ async fn sample_history(state: Arc<AdminState>, path: std::path::PathBuf, interv
             .unwrap_or_else(|e| e.into_inner())
             .caches();
         let now = crate::clock::unix_now() as u64;
+        // Asks the cores first: the history lock is not held across an await.
+        let prefixes = introspection::sample_prefixes(&state).await;
+        let watched: std::collections::HashSet<u64> = prefixes.iter().map(|(id, _)| *id).collect();
         let mut history = state.history.lock().unwrap_or_else(|e| e.into_inner());
         history.retain(|id| caches.iter().any(|c| c.id == id));
+        history.retain_prefixes(|id| watched.contains(&id));
+        let hub = crate::latency::hub();
         for cache in &caches {
             let totals = crate::stats::cache_if_exists(cache.id)
                 .map(|r| r.totals())
                 .unwrap_or_default();
             history.record(cache.id, now, history::sample(&totals));
+            if let Some(hub) = hub {
+                let (requests, ns) = hub.merged(Some(cache.id)).totals();
+                history.record_latency(cache.id, now, requests, ns);
+            }
+        }
+        for (id, v) in prefixes {
+            history.record_prefix(id, now, v);
         }
         n += 1;
         if n.is_multiple_of(HISTORY_SAVE_EVERY) {
@@ -238,6 +254,7 @@ async fn sample_history(state: Arc<AdminState>, path: std::path::PathBuf, interv
                 tracing::error!("saving stats history: {e}");
             }
         }
+        alerts::after_sample(&state, &caches, now);
     }
 }
 

@@ -72,8 +72,12 @@ pub(crate) fn router(state: Arc<AdminState>) -> Router {
         .nest("/admin/v1", operator)
         .nest(
             "/api/v2",
-            super::api_v2::router().merge(super::insight::router()),
+            super::api_v2::router()
+                .merge(super::insight::router())
+                .merge(super::introspection::router())
+                .merge(super::manage::router()),
         )
+        .merge(super::manage::sso_router())
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)
 }

@@ -18,6 +18,7 @@
 //!   CAS is ignored by stores (memcached's `ITEM_set_cas` is a no-op then).
 
 use super::{stats_cmd, ArithOutcome, Shard, StoreOutcome};
+use crate::introspect::{Cmd, Status as Op};
 
 use crate::protocol::binary::status::{NOMEM_ALLOCATING_ITEM, NOMEM_INCREMENTING, NOMEM_NEW_ITEM};
 use crate::protocol::binary::{encode, BinCommand, BinRequest, Status};
@@ -51,8 +52,9 @@ pub fn execute(shard: &mut Shard, req: &BinRequest, now: u32, out: &mut BytesMut
         BinCommand::Touch { exptime } => {
             // memcached's binary touch is a get that sets the exptime
             // (item_touch): same counters, and the reply carries the flags.
+            // Introspection logs it as the TOUCH it is.
             let disable_cas = shard.settings.disable_cas;
-            let hit = shard.get_with(&req.key, Some(exptime as i64), now, |it| {
+            let hit = shard.get_as(&req.key, Some(exptime as i64), Cmd::Touch, now, |it| {
                 encode::touch_hit(out, req, it.flags, if disable_cas { 0 } else { it.cas })
             });
             if hit.is_none() {
@@ -154,6 +156,7 @@ fn delete(shard: &mut Shard, req: &BinRequest, now: u32, out: &mut BytesMut) {
             .peek(&req.key, now)
             .map(|it| if disable_cas { 0 } else { it.cas });
         if current.is_some_and(|c| c != req.cas) {
+            shard.note(now, Cmd::Delete, Op::Exists, &req.key, 0);
             return encode::error(out, req, Status::KeyExists);
         }
     }
@@ -186,7 +189,14 @@ fn arith(
             // Create the counter with its initial value (an add, as memcached).
             let mut b = itoa::Buffer::new();
             let digits = b.format(initial).as_bytes();
-            match shard.store(StoreMode::Add, &req.key, 0, exptime as i64, digits, 0, now) {
+            // Introspection logs the request as the incr/decr miss it is (as
+            // meta `ma N` does), not as the add that creates the counter.
+            let introspect = shard.introspect.take();
+            let r = shard.store(StoreMode::Add, &req.key, 0, exptime as i64, digits, 0, now);
+            shard.introspect = introspect;
+            let cmd = if incr { Cmd::Incr } else { Cmd::Decr };
+            shard.note(now, cmd, Op::Miss, &req.key, digits.len());
+            match r {
                 (StoreOutcome::Stored, c) => {
                     let c = shown_cas(shard, c);
                     encode::arith(out, req, initial, c);
@@ -199,6 +209,8 @@ fn arith(
         }
         // memcached checks for an empty value before the CAS.
         Some((false, c)) if req.cas != 0 && c != req.cas => {
+            let cmd = if incr { Cmd::Incr } else { Cmd::Decr };
+            shard.note(now, cmd, Op::Exists, &req.key, 0);
             encode::error(out, req, Status::KeyExists)
         }
         _ => match shard.arith(&req.key, incr, delta, now) {

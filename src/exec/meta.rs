@@ -582,6 +582,65 @@ mod tests {
         }
     }
 
+    /// ASCII and meta requests through the parser: one log line each.
+    #[test]
+    fn introspection_records_each_request_once() {
+        let mut c = Conn::new();
+        c.shard.enable_introspection(1);
+        c.send("set a 0 0 2\r\nhi\r\n");
+        c.send("add a 0 0 1\r\nx\r\n");
+        c.send("cas a 0 0 1 999\r\nx\r\n");
+        c.send("prepend a 0 0 1\r\n>\r\n");
+        c.send("touch a 10\r\n");
+        c.send("incr a 1\r\n");
+        c.send("delete a\r\n");
+        c.send("ms b 2 T0\r\nhi\r\n");
+        c.send("ms b 1 C999\r\nx\r\n");
+        c.send("mg b v\r\n");
+        c.send("mg b v T30\r\n");
+        c.send("mg nx v\r\n");
+        c.send("me b\r\n");
+        c.send("ma b\r\n");
+        c.send("ma cnt N0 J5\r\n");
+        c.send("ma cnt MD\r\n");
+        c.send("md b q\r\n");
+        c.send("md b\r\n");
+        c.send("mn\r\n");
+        let got: Vec<(String, &str, &str, u32)> = c
+            .shard
+            .introspect
+            .as_ref()
+            .unwrap()
+            .report()
+            .log
+            .into_iter()
+            .map(|e| (String::from_utf8(e.key).unwrap(), e.cmd, e.status, e.size))
+            .collect();
+        let want: Vec<(String, &str, &str, u32)> = [
+            ("a", "SET", "STORED", 2),
+            ("a", "ADD", "NOT_STORED", 1),
+            ("a", "CAS", "EXISTS", 1),
+            ("a", "PREPEND", "STORED", 3),
+            ("a", "TOUCH", "TOUCHED", 0),
+            ("a", "INCR", "NON_NUMERIC", 0),
+            ("a", "DELETE", "DELETED", 0),
+            ("b", "SET", "STORED", 2),
+            ("b", "CAS", "EXISTS", 1),
+            ("b", "GET", "HIT", 2),
+            ("b", "GAT", "HIT", 2),
+            ("nx", "GET", "MISS", 0),
+            ("b", "INCR", "NON_NUMERIC", 0),
+            ("cnt", "INCR", "MISS", 1),
+            ("cnt", "DECR", "HIT", 1),
+            ("b", "DELETE", "DELETED", 0),
+            ("b", "DELETE", "NOT_FOUND", 0),
+        ]
+        .into_iter()
+        .map(|(k, c, st, n)| (k.to_string(), c, st, n))
+        .collect();
+        assert_eq!(got, want);
+    }
+
     #[test]
     fn metaget_t_basic_parser_me_md() {
         let mut c = Conn::new();

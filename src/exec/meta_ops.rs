@@ -12,7 +12,8 @@
 //! (a CAS mismatch is a miss; an `I` invalidation counts neither); ma as
 //! `incr_*`/`decr_*` (vivify and CAS mismatch count nothing).
 
-use super::{parse_counter, Shard, StoreOutcome};
+use super::{decimal_len, parse_counter, store_cmd, store_status, Shard, StoreOutcome};
+use crate::introspect::{Cmd, Status};
 use crate::protocol::StoreMode;
 use crate::storage::{ItemRef, StoreError};
 
@@ -145,6 +146,16 @@ pub enum MetaArithOutcome {
     VivifyNoMemory,
 }
 
+/// The introspection command of an mg: Gat when it touched the item.
+#[inline]
+fn mg_cmd(eff: &MgEffects) -> Cmd {
+    if eff.count == MgCount::TouchHit {
+        Cmd::Gat
+    } else {
+        Cmd::Get
+    }
+}
+
 /// memcached's `cas_result` for an existing item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CasResult {
@@ -176,10 +187,12 @@ impl Shard {
             self.store.peek(key, now)
         };
         if let Some(item) = found {
+            let size = item.value.len();
             let eff = f(Some(MgItem {
                 item,
                 created: false,
             }));
+            self.note(now, mg_cmd(&eff), Status::Hit, key, size);
             self.mg_apply(key, eff, now);
             return;
         }
@@ -208,12 +221,15 @@ impl Shard {
                         // memcached's delayed bump marks the new item fetched.
                         self.store.get(key, now);
                     }
+                    // The client missed (and won the recache).
+                    self.note(now, mg_cmd(&eff), Status::Miss, key, 0);
                     self.mg_apply(key, eff, now);
                     return;
                 }
             }
         }
         let eff = f(None);
+        self.note(now, mg_cmd(&eff), Status::Miss, key, 0);
         self.mg_apply(key, eff, now);
     }
 
@@ -250,6 +266,11 @@ impl Shard {
     /// swallowed the data): memcached counts `store_too_large` and unlinks the
     /// key whatever the mode, so a stale value cannot be served.
     pub fn meta_set_too_large(&mut self, key: &[u8], now: u32) {
+        self.note(now, Cmd::Set, Status::TooLarge, key, 0);
+        self.unlink_too_large(key, now);
+    }
+
+    fn unlink_too_large(&mut self, key: &[u8], now: u32) {
         self.stats.store_too_large.incr();
         if self.store.delete(key, now) {
             self.publish();
@@ -260,6 +281,19 @@ impl Shard {
     /// [`Shard::store`] (ASCII and binary stores) delegates to it, so the
     /// CAS/add/append rules live in one place.
     pub fn meta_set(&mut self, s: &MetaSet<'_>, now: u32) -> MetaSetResult {
+        let r = self.meta_set_inner(s, now);
+        // A compare-CAS set/replace is a CAS store.
+        let cmd =
+            if s.compare_cas.is_some() && matches!(s.mode, StoreMode::Set | StoreMode::Replace) {
+                Cmd::Cas
+            } else {
+                store_cmd(s.mode)
+            };
+        self.note(now, cmd, store_status(r.outcome), s.key, r.size);
+        r
+    }
+
+    fn meta_set_inner(&mut self, s: &MetaSet<'_>, now: u32) -> MetaSetResult {
         let none = |outcome| MetaSetResult {
             outcome,
             cas: 0,
@@ -267,7 +301,7 @@ impl Shard {
         };
         if self.too_large(s.key, s.data.len()) {
             // item_alloc failed before the data was read.
-            self.meta_set_too_large(s.key, now);
+            self.unlink_too_large(s.key, now);
             return none(StoreOutcome::TooLarge);
         }
         self.stats.cmd_set.incr();
@@ -436,6 +470,18 @@ impl Shard {
     /// md (M-md): memcached's `process_mdelete_command` (plus `x`/`E` from
     /// memcached 1.6.4x).
     pub fn meta_delete(&mut self, key: &[u8], d: &MetaDelete, now: u32) -> MetaDeleteOutcome {
+        let r = self.meta_delete_inner(key, d, now);
+        let status = match r {
+            MetaDeleteOutcome::Done => Status::Deleted,
+            MetaDeleteOutcome::NotFound => Status::NotFound,
+            MetaDeleteOutcome::Exists => Status::Exists,
+            MetaDeleteOutcome::NoMemory => Status::NoMemory,
+        };
+        self.note(now, Cmd::Delete, status, key, 0);
+        r
+    }
+
+    fn meta_delete_inner(&mut self, key: &[u8], d: &MetaDelete, now: u32) -> MetaDeleteOutcome {
         let Some(old_cas) = self.store.peek(key, now).map(|it| it.cas) else {
             self.stats.delete_misses.incr();
             return MetaDeleteOutcome::NotFound;
@@ -498,6 +544,32 @@ impl Shard {
     /// reply's `T`/`N` flags are applied. The stored number is not
     /// space-padded (as shoal's incr/decr).
     pub fn meta_arith(
+        &mut self,
+        key: &[u8],
+        a: &MetaArith,
+        now: u32,
+        final_exptime: impl FnOnce(u32, bool) -> u32,
+    ) -> MetaArithOutcome {
+        let r = self.meta_arith_inner(key, a, now, final_exptime);
+        let (status, size) = match r {
+            // A vivified counter: the client missed.
+            MetaArithOutcome::Value {
+                value,
+                created: true,
+                ..
+            } => (Status::Miss, decimal_len(value)),
+            MetaArithOutcome::Value { value, .. } => (Status::Hit, decimal_len(value)),
+            MetaArithOutcome::NotFound => (Status::NotFound, 0),
+            MetaArithOutcome::Exists => (Status::Exists, 0),
+            MetaArithOutcome::NonNumeric => (Status::NonNumeric, 0),
+            MetaArithOutcome::NoMemory | MetaArithOutcome::VivifyNoMemory => (Status::NoMemory, 0),
+        };
+        let cmd = if a.incr { Cmd::Incr } else { Cmd::Decr };
+        self.note(now, cmd, status, key, size);
+        r
+    }
+
+    fn meta_arith_inner(
         &mut self,
         key: &[u8],
         a: &MetaArith,

@@ -12,12 +12,13 @@ mod meta_ops;
 pub mod stats_cmd;
 
 use crate::clock;
+use crate::introspect::{Cmd, Introspect, Status};
 use crate::protocol::StoreMode;
 use crate::stats::CoreStats;
 use crate::storage::{ItemRef, Store, StoreConfig};
 use stats_cmd::DetailOp;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// memcached counts an item's header toward `-I`; we charge a flat 50 bytes so
 /// a 1 MiB − 1 KiB value fits and a 1 MiB one does not (getset.t, X-5).
@@ -67,6 +68,70 @@ pub struct Shard {
     /// Reused buffer for append/prepend/incr (the old value must be copied
     /// out before the store can be mutated).
     scratch: Vec<u8>,
+    /// Request introspection (API v2 recent logs, popular items, watched
+    /// prefixes); None (the default) costs one branch per operation. Every
+    /// key operation is recorded once, in the method below that executes it.
+    pub introspect: Option<Box<Introspect>>,
+}
+
+/// Unix seconds of server time `now` (introspection timestamps): the
+/// clock's fixed unix base, read once, plus `now`.
+#[inline]
+pub fn unix_time(now: u32) -> u32 {
+    static BASE: OnceLock<i64> = OnceLock::new();
+    let base = *BASE.get_or_init(|| loop {
+        // `unix_now` is the base plus `now()`; retry if a second ticked in between.
+        let a = clock::now();
+        let unix = clock::unix_now();
+        if clock::now() == a {
+            break unix - i64::from(a);
+        }
+    });
+    (base + i64::from(now)).clamp(0, i64::from(u32::MAX)) as u32
+}
+
+/// The introspection command of a storage mode.
+#[inline]
+fn store_cmd(mode: StoreMode) -> Cmd {
+    match mode {
+        StoreMode::Set => Cmd::Set,
+        StoreMode::Add => Cmd::Add,
+        StoreMode::Replace => Cmd::Replace,
+        StoreMode::Append => Cmd::Append,
+        StoreMode::Prepend => Cmd::Prepend,
+        StoreMode::Cas => Cmd::Cas,
+    }
+}
+
+/// The introspection status of a storage outcome.
+#[inline]
+fn store_status(outcome: StoreOutcome) -> Status {
+    match outcome {
+        StoreOutcome::Stored => Status::Stored,
+        StoreOutcome::NotStored => Status::NotStored,
+        StoreOutcome::Exists => Status::Exists,
+        StoreOutcome::NotFound => Status::NotFound,
+        StoreOutcome::TooLarge => Status::TooLarge,
+        StoreOutcome::NoMemory => Status::NoMemory,
+    }
+}
+
+/// Digits of `v` in decimal (the size of an incr/decr result).
+#[inline]
+fn decimal_len(v: u64) -> usize {
+    v.checked_ilog10().map_or(1, |d| d as usize + 1)
+}
+
+/// Out of line so the disabled path is one branch and no code.
+#[inline(never)]
+fn record_into(i: &mut Introspect, now: u32, cmd: Cmd, status: Status, key: &[u8], size: usize) {
+    i.record(
+        unix_time(now),
+        cmd,
+        status,
+        key,
+        size.min(u32::MAX as usize) as u32,
+    );
 }
 
 /// Parses a stored value as memcached's `safe_strtoull` does: optional
@@ -95,6 +160,29 @@ impl Shard {
             stats,
             settings,
             scratch: Vec::new(),
+            introspect: None,
+        }
+    }
+
+    /// Turns request introspection on (1 in `sample_every` requests feeds
+    /// the popularity sketches). Already on with the same rate: kept as is;
+    /// with another rate: started afresh.
+    pub fn enable_introspection(&mut self, sample_every: u32) {
+        let sample_every = sample_every.max(1);
+        if self
+            .introspect
+            .as_ref()
+            .is_none_or(|i| i.sample_every() != sample_every)
+        {
+            self.introspect = Some(Box::new(Introspect::new(sample_every)));
+        }
+    }
+
+    /// Records one key operation for introspection (server time `now`).
+    #[inline(always)]
+    fn note(&mut self, now: u32, cmd: Cmd, status: Status, key: &[u8], size: usize) {
+        if let Some(i) = self.introspect.as_deref_mut() {
+            record_into(i, now, cmd, status, key, size);
         }
     }
 
@@ -111,6 +199,11 @@ impl Shard {
     /// answers too-large and, for `set`, unlinks the old value so a stale one
     /// cannot be served.
     pub fn store_too_large(&mut self, mode: StoreMode, key: &[u8], now: u32) {
+        self.note(now, store_cmd(mode), Status::TooLarge, key, 0);
+        self.refuse_too_large(mode, key, now);
+    }
+
+    fn refuse_too_large(&mut self, mode: StoreMode, key: &[u8], now: u32) {
         self.stats.cmd_set.incr();
         self.stats.store_too_large.incr();
         if mode == StoreMode::Set {
@@ -137,7 +230,8 @@ impl Shard {
     ) -> (StoreOutcome, u64) {
         stats_cmd::record_detail(key, DetailOp::Set);
         if self.too_large(key, data.len()) {
-            self.store_too_large(mode, key, now);
+            self.note(now, store_cmd(mode), Status::TooLarge, key, data.len());
+            self.refuse_too_large(mode, key, now);
             return (StoreOutcome::TooLarge, 0);
         }
         let req = meta_ops::MetaSet {
@@ -165,11 +259,37 @@ impl Shard {
         now: u32,
         f: impl FnOnce(&ItemRef<'_>) -> R,
     ) -> Option<R> {
+        let cmd = if touch.is_some() { Cmd::Gat } else { Cmd::Get };
+        self.get_as(key, touch, cmd, now, f)
+    }
+
+    /// [`Shard::get_with`], recorded for introspection as `cmd`: Get/Gat
+    /// (hit or miss), or Touch (touched or not found) for binary Touch,
+    /// which memcached executes as a gat.
+    pub(crate) fn get_as<R>(
+        &mut self,
+        key: &[u8],
+        touch: Option<i64>,
+        cmd: Cmd,
+        now: u32,
+        f: impl FnOnce(&ItemRef<'_>) -> R,
+    ) -> Option<R> {
         if stats_cmd::DETAIL_ENABLED.load(Ordering::Relaxed) {
             let hit = self.store.peek(key, now).is_some();
             stats_cmd::record_detail(key, DetailOp::Get { hit });
         }
-        let r = self.store.get(key, now).map(|it| f(&it));
+        let mut size = 0;
+        let r = self.store.get(key, now).map(|it| {
+            size = it.value.len();
+            f(&it)
+        });
+        let status = match (r.is_some(), cmd) {
+            (true, Cmd::Touch) => Status::Touched,
+            (true, _) => Status::Hit,
+            (false, Cmd::Touch) => Status::NotFound,
+            (false, _) => Status::Miss,
+        };
+        self.note(now, cmd, status, key, size);
         match touch {
             None => {
                 self.stats.cmd_get.incr();
@@ -196,6 +316,12 @@ impl Shard {
     pub fn delete(&mut self, key: &[u8], now: u32) -> bool {
         stats_cmd::record_detail(key, DetailOp::Delete);
         let hit = self.store.delete(key, now);
+        let status = if hit {
+            Status::Deleted
+        } else {
+            Status::NotFound
+        };
+        self.note(now, Cmd::Delete, status, key, 0);
         if hit {
             self.stats.delete_hits.incr();
             self.publish();
@@ -209,6 +335,12 @@ impl Shard {
     pub fn touch(&mut self, key: &[u8], exptime: i64, now: u32) -> bool {
         self.stats.cmd_touch.incr();
         let hit = self.store.touch(key, clock::realtime(exptime, now), now);
+        let status = if hit {
+            Status::Touched
+        } else {
+            Status::NotFound
+        };
+        self.note(now, Cmd::Touch, status, key, 0);
         if hit {
             self.stats.touch_hits.incr();
         } else {
@@ -220,6 +352,19 @@ impl Shard {
     /// incr/decr (A-incr): incr wraps at 2^64, decr floors at 0; the item
     /// keeps its flags and exptime and gets a new CAS.
     pub fn arith(&mut self, key: &[u8], incr: bool, delta: u64, now: u32) -> ArithOutcome {
+        let r = self.arith_inner(key, incr, delta, now);
+        let (status, size) = match r {
+            ArithOutcome::Value(v) => (Status::Hit, decimal_len(v)),
+            ArithOutcome::NotFound => (Status::NotFound, 0),
+            ArithOutcome::NonNumeric => (Status::NonNumeric, 0),
+            ArithOutcome::NoMemory => (Status::NoMemory, 0),
+        };
+        let cmd = if incr { Cmd::Incr } else { Cmd::Decr };
+        self.note(now, cmd, status, key, size);
+        r
+    }
+
+    fn arith_inner(&mut self, key: &[u8], incr: bool, delta: u64, now: u32) -> ArithOutcome {
         let (hits, misses) = if incr {
             (&self.stats.incr_hits, &self.stats.incr_misses)
         } else {
@@ -281,6 +426,205 @@ pub fn verbosity() -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::introspect::LogEntry;
+
+    fn shard() -> Shard {
+        let cfg = StoreConfig {
+            memory_limit: 64 << 20,
+            item_size_max: 1 << 20,
+            shard_id: 0,
+            num_shards: 1,
+            budget: None,
+        };
+        let settings = ShardSettings {
+            item_size_max: 1 << 20,
+            disable_cas: false,
+            disable_flush_all: false,
+            enable_shutdown: false,
+            append_too_large_is_error: false,
+        };
+        Shard::new(cfg, Arc::new(CoreStats::default()), Arc::new(settings))
+    }
+
+    /// (key, cmd, status, size) of the recent log, oldest first.
+    fn log(s: &Shard) -> Vec<(String, &'static str, &'static str, u32)> {
+        let r = s.introspect.as_ref().expect("enabled").report();
+        r.log
+            .into_iter()
+            .map(|e: LogEntry| (String::from_utf8(e.key).unwrap(), e.cmd, e.status, e.size))
+            .collect()
+    }
+
+    #[test]
+    fn introspection_is_off_by_default() {
+        let mut s = shard();
+        assert!(s.introspect.is_none());
+        s.store(StoreMode::Set, b"k", 0, 0, b"v", 0, 10);
+        assert!(s.introspect.is_none());
+    }
+
+    #[test]
+    fn every_shard_operation_is_recorded_once() {
+        let mut s = shard();
+        s.enable_introspection(1);
+        let now = clock::now();
+        let t0 = unix_time(now);
+        s.store(StoreMode::Set, b"user:1", 0, 0, b"hello", 0, now);
+        s.store(StoreMode::Add, b"user:1", 0, 0, b"x", 0, now);
+        s.store(StoreMode::Append, b"user:1", 0, 0, b"!!", 0, now);
+        s.store(StoreMode::Cas, b"user:1", 0, 0, b"x", 12345, now);
+        s.store(StoreMode::Replace, b"nope", 0, 0, b"x", 0, now);
+        s.store(StoreMode::Set, b"big", 0, 0, &vec![b'x'; 1 << 20], 0, now);
+        s.store_too_large(StoreMode::Prepend, b"big", now);
+        assert_eq!(
+            s.get_with(b"user:1", None, now, |it| it.value.len()),
+            Some(7)
+        );
+        assert_eq!(s.get_with(b"user:2", None, now, |_| ()), None);
+        s.get_with(b"user:1", Some(100), now, |_| ());
+        assert!(s.touch(b"user:1", 100, now));
+        assert!(!s.touch(b"user:2", 100, now));
+        s.store(StoreMode::Set, b"n", 0, 0, b"9", 0, now);
+        assert_eq!(s.arith(b"n", true, 1, now), ArithOutcome::Value(10));
+        assert_eq!(s.arith(b"n", false, 1, now), ArithOutcome::Value(9));
+        assert_eq!(s.arith(b"m", true, 1, now), ArithOutcome::NotFound);
+        assert_eq!(s.arith(b"user:1", true, 1, now), ArithOutcome::NonNumeric);
+        assert!(s.delete(b"user:1", now));
+        assert!(!s.delete(b"user:1", now));
+        let want: Vec<(String, &str, &str, u32)> = [
+            ("user:1", "SET", "STORED", 5),
+            ("user:1", "ADD", "NOT_STORED", 1),
+            ("user:1", "APPEND", "STORED", 7),
+            ("user:1", "CAS", "EXISTS", 1),
+            ("nope", "REPLACE", "NOT_STORED", 1),
+            ("big", "SET", "TOO_LARGE", 1 << 20),
+            ("big", "PREPEND", "TOO_LARGE", 0),
+            ("user:1", "GET", "HIT", 7),
+            ("user:2", "GET", "MISS", 0),
+            ("user:1", "GAT", "HIT", 7),
+            ("user:1", "TOUCH", "TOUCHED", 0),
+            ("user:2", "TOUCH", "NOT_FOUND", 0),
+            ("n", "SET", "STORED", 1),
+            ("n", "INCR", "HIT", 2),
+            ("n", "DECR", "HIT", 1),
+            ("m", "INCR", "NOT_FOUND", 0),
+            ("user:1", "INCR", "NON_NUMERIC", 0),
+            ("user:1", "DELETE", "DELETED", 0),
+            ("user:1", "DELETE", "NOT_FOUND", 0),
+        ]
+        .into_iter()
+        .map(|(k, c, st, n)| (k.to_string(), c, st, n))
+        .collect();
+        assert_eq!(log(&s), want);
+        let i = s.introspect.as_ref().unwrap();
+        // Hits: get + gat; misses: none for user:1; mutations: set, append,
+        // touch, delete.
+        assert_eq!(i.key_counts(b"user:1"), (2, 1, 4));
+        assert_eq!(i.key_counts(b"user:2"), (0, 2, 0));
+        assert_eq!(i.key_counts(b"n"), (0, 0, 3));
+        let r = i.report();
+        assert!(r.log.iter().all(|e| e.time >= t0 && e.time <= t0 + 5));
+        assert!(r.log.windows(2).all(|w| w[0].seq < w[1].seq));
+    }
+
+    #[test]
+    fn meta_operations_are_recorded_once() {
+        use meta_ops::{MetaArith, MetaDelete, MetaSet, MgCount, MgEffects};
+        let mut s = shard();
+        s.enable_introspection(1);
+        let now = 10;
+        let ms = |key, data, mode, compare_cas| MetaSet {
+            key,
+            data,
+            mode,
+            flags: 0,
+            exptime: 0,
+            compare_cas,
+            new_cas: None,
+            invalidate: false,
+            vivify_exptime: None,
+        };
+        s.meta_set(&ms(b"a", b"123", StoreMode::Set, None), now);
+        s.meta_set(&ms(b"a", b"4", StoreMode::Set, Some(999)), now);
+        s.meta_set_too_large(b"a", now);
+        s.meta_set(&ms(b"a", b"5", StoreMode::Set, None), now);
+        let hit = |c| MgEffects {
+            count: c,
+            ..MgEffects::default()
+        };
+        s.meta_get(b"a", true, None, now, |_| hit(MgCount::Hit));
+        s.meta_get(b"a", true, None, now, |_| hit(MgCount::TouchHit));
+        s.meta_get(b"b", true, None, now, |_| hit(MgCount::Miss));
+        // Vivify on miss: the client missed.
+        s.meta_get(b"c", true, Some((0, None)), now, |_| hit(MgCount::Hit));
+        let ma = |vivify| MetaArith {
+            incr: true,
+            delta: 1,
+            compare_cas: None,
+            new_cas: None,
+            vivify,
+            initial: 100,
+        };
+        s.meta_arith(b"a", &ma(false), now, |e, _| e);
+        s.meta_arith(b"z", &ma(false), now, |e, _| e);
+        s.meta_arith(b"z", &ma(true), now, |e, _| e);
+        s.meta_delete(b"a", &MetaDelete::default(), now);
+        s.meta_delete(b"a", &MetaDelete::default(), now);
+        let got: Vec<(String, &str, &str, u32)> = log(&s);
+        let want: Vec<(String, &str, &str, u32)> = [
+            ("a", "SET", "STORED", 3),
+            ("a", "CAS", "EXISTS", 1),
+            ("a", "SET", "TOO_LARGE", 0),
+            ("a", "SET", "STORED", 1),
+            ("a", "GET", "HIT", 1),
+            ("a", "GAT", "HIT", 1),
+            ("b", "GET", "MISS", 0),
+            ("c", "GET", "MISS", 0),
+            ("a", "INCR", "HIT", 1),
+            ("z", "INCR", "NOT_FOUND", 0),
+            ("z", "INCR", "MISS", 3),
+            ("a", "DELETE", "DELETED", 0),
+            ("a", "DELETE", "NOT_FOUND", 0),
+        ]
+        .into_iter()
+        .map(|(k, c, st, n)| (k.to_string(), c, st, n))
+        .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn watched_prefix_counters_through_the_shard() {
+        let mut s = shard();
+        s.enable_introspection(8);
+        s.introspect
+            .as_mut()
+            .unwrap()
+            .set_watched(&[(1, b"user:".to_vec())]);
+        let now = 10;
+        for i in 0..50u32 {
+            let key = format!("user:{}", i % 5);
+            s.store(StoreMode::Set, key.as_bytes(), 0, 0, b"v", 0, now);
+            s.get_with(key.as_bytes(), None, now, |_| ());
+            s.get_with(b"user:none", None, now, |_| ());
+            s.get_with(b"other", None, now, |_| ());
+        }
+        let r = s.introspect.as_ref().unwrap().report();
+        let w = &r.watched[0];
+        assert_eq!((w.id, w.hits, w.misses, w.mutations), (1, 50, 50, 50));
+        // Same rate again: kept; another rate: started afresh.
+        s.enable_introspection(8);
+        assert_eq!(s.introspect.as_ref().unwrap().report().log.len(), 100);
+        s.enable_introspection(1);
+        assert!(s.introspect.as_ref().unwrap().report().log.is_empty());
+    }
+
+    #[test]
+    fn unix_time_matches_the_clock() {
+        let now = clock::now();
+        let unix = clock::unix_now();
+        assert!((i64::from(unix_time(now)) - unix).abs() <= 1);
+        assert_eq!(unix_time(now + 60), unix_time(now) + 60);
+    }
 
     #[test]
     fn counter_parsing_matches_safe_strtoull() {

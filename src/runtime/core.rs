@@ -4,6 +4,7 @@
 use super::conn;
 use super::mesh::{Batch, Replies};
 use super::shard;
+use crate::admin::probe::{CoreAnswer, KeyAnswer};
 use crate::config::Config;
 use crate::exec::{Shard, ShardSettings};
 use crate::latency::CoreLatency;
@@ -107,7 +108,15 @@ impl Core {
             budget,
         };
         let stats = stats::cache(cache).core(self.id);
-        Shard::new(cfg, stats, self.server.settings.clone())
+        let mut shard = Shard::new(cfg, stats, self.server.settings.clone());
+        let sample = self.server.config.introspection_sample;
+        if sample > 0 {
+            shard.enable_introspection(sample);
+            if let Some(i) = shard.introspect.as_mut() {
+                i.set_watched(self.registry.borrow().watched(cache));
+            }
+        }
+        shard
     }
 
     /// The plan of `cache` as the budget has it now (cache_memlimit may have
@@ -130,9 +139,14 @@ impl Core {
             return;
         }
         let next = tenants.snapshot();
-        self.tenant_shards
-            .borrow_mut()
-            .retain(|id, _| next.cache(*id).is_some());
+        let mut shards = self.tenant_shards.borrow_mut();
+        shards.retain(|id, _| next.cache(*id).is_some());
+        for (id, shard) in shards.iter_mut() {
+            if let Some(i) = shard.introspect.as_mut() {
+                i.set_watched(next.watched(*id));
+            }
+        }
+        drop(shards);
         for (fd, session) in self.sessions.borrow().values() {
             if !next.still_valid(session) {
                 // SAFETY: the fd belongs to a live connection of this core
@@ -162,6 +176,50 @@ impl Core {
         tenants.flush_done(self.id, ticket);
     }
 
+    /// Answers the admin thread's questions (`admin::probe`) about one
+    /// cache. A cache that has no shard here has nothing to report; the
+    /// shard is not created for it.
+    fn answer_probes(&self) {
+        let Some(tenants) = &self.server.tenants else {
+            return;
+        };
+        let probes = tenants.take_probes(self.id);
+        if probes.is_empty() {
+            return;
+        }
+        let now = crate::clock::now();
+        let mut shards = self.tenant_shards.borrow_mut();
+        for (probe, reply) in probes {
+            let mut answer = CoreAnswer::default();
+            if let Some(shard) = shards.get_mut(&probe.cache) {
+                if probe.report {
+                    answer.report = shard.introspect.as_ref().map(|i| i.report());
+                }
+                if let Some(key) = &probe.key {
+                    let (hits, misses, mutations) = shard
+                        .introspect
+                        .as_ref()
+                        .map_or((0, 0, 0), |i| i.key_counts(key));
+                    let size = shard.store.peek(key, now).map(|it| it.value.len() as u64);
+                    answer.key = Some(KeyAnswer {
+                        size,
+                        hits,
+                        misses,
+                        mutations,
+                    });
+                }
+                if !probe.scan.is_empty() {
+                    let prefixes: Vec<&[u8]> = probe.scan.iter().map(Vec::as_slice).collect();
+                    answer.scan = shard.store.scan_prefixes(&prefixes, now);
+                }
+            } else {
+                answer.scan = vec![(0, 0); probe.scan.len()];
+            }
+            // The asker may have given up; nothing to do then.
+            let _ = reply.send(answer);
+        }
+    }
+
     /// Publishes a copy of this core's histograms for the admin side.
     fn push_latency(&self) {
         let Some(hub) = crate::latency::hub() else {
@@ -182,8 +240,12 @@ impl Core {
     fn maintain(&self) {
         let now = crate::clock::now();
         self.shard.borrow_mut().maintain(now);
+        let unix = crate::clock::unix_now() as u32;
         for shard in self.tenant_shards.borrow_mut().values_mut() {
             shard.maintain(now);
+            if let Some(i) = shard.introspect.as_mut() {
+                i.tick(unix);
+            }
         }
     }
 }
@@ -271,6 +333,7 @@ pub async fn core_main(
         ticks += 1;
         core.refresh_registry();
         core.apply_api_flushes();
+        core.answer_probes();
         if ticks.is_multiple_of(4) {
             core.maintain();
         }

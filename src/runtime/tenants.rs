@@ -6,12 +6,17 @@
 //! `Arc` into their own cell and re-check their sessions. The request path
 //! only ever reads the core's own copy, so it takes no lock.
 
+use crate::admin::probe::{CoreAnswer, Probe};
 use crate::storage::Budget;
 use crate::tenancy::Registry;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// A probe and where its answer goes.
+pub type Asked = (Probe, oneshot::Sender<CoreAnswer>);
 
 pub struct Tenants {
     /// The latest snapshot (written by the admin thread, read on core ticks).
@@ -29,6 +34,10 @@ pub struct Tenants {
     flush_ticket: AtomicU64,
     /// The newest ticket each core has carried out.
     flush_done: Vec<AtomicU64>,
+    /// The admin thread's questions to each core, answered on its tick.
+    probes: Vec<Mutex<Vec<Asked>>>,
+    /// Whether a core's `probes` is non-empty (so a tick checks one atomic).
+    probes_waiting: Vec<AtomicBool>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -45,6 +54,8 @@ impl Tenants {
             flushes: Mutex::new(Vec::new()),
             flush_ticket: AtomicU64::new(0),
             flush_done: (0..cores).map(|_| AtomicU64::new(0)).collect(),
+            probes: (0..cores).map(|_| Mutex::new(Vec::new())).collect(),
+            probes_waiting: (0..cores).map(|_| AtomicBool::new(false)).collect(),
         };
         t.publish(registry);
         t
@@ -149,6 +160,37 @@ impl Tenants {
     /// Core `core` has carried out every flush up to `ticket`.
     pub fn flush_done(&self, core: usize, ticket: u64) {
         self.flush_done[core].store(ticket, Ordering::Release);
+    }
+}
+
+impl Tenants {
+    /// Queues `probe` for every core; each answers on its next tick.
+    pub fn probe(&self, probe: Probe) -> Vec<oneshot::Receiver<CoreAnswer>> {
+        let mut receivers = Vec::with_capacity(self.probes.len());
+        for (queue, waiting) in self.probes.iter().zip(&self.probes_waiting) {
+            let (tx, rx) = oneshot::channel();
+            lock(queue).push((probe.clone(), tx));
+            waiting.store(true, Ordering::Release);
+            receivers.push(rx);
+        }
+        receivers
+    }
+
+    /// Core `core`'s queued probes (cheap when there are none).
+    pub fn take_probes(&self, core: usize) -> Vec<Asked> {
+        if !self.probes_waiting[core].swap(false, Ordering::AcqRel) {
+            return Vec::new();
+        }
+        std::mem::take(&mut *lock(&self.probes[core]))
+    }
+}
+
+impl crate::admin::probe::Probes for ApiPlane {
+    fn probe(&self, probe: Probe) -> Vec<oneshot::Receiver<CoreAnswer>> {
+        self.0
+            .tenants
+            .as_ref()
+            .map_or_else(Vec::new, |t| t.probe(probe))
     }
 }
 

@@ -39,6 +39,7 @@ mod evict;
 mod expiry;
 mod index;
 mod item;
+mod scan;
 mod segment;
 mod store;
 

@@ -7,6 +7,9 @@
 //! - [`Registry`] (`registry.rs`) is an immutable snapshot of that state,
 //!   handed to every core as an `Arc`. The auth path (SASL PLAIN in
 //!   `sasl.rs`, the ASCII forms in `ascii_auth.rs`) reads it without a lock.
+//! - Per cache, the store also keeps API v2 alerts, their delivery configs,
+//!   watched key prefixes (carried to the cores by the registry) and an SSO
+//!   secret.
 //! - `secret.rs` generates usernames, passwords and the operator token from
 //!   the OS CSPRNG.
 //!
@@ -24,7 +27,11 @@ pub use ascii_auth::authenticate_ascii;
 pub use registry::{Registry, Session};
 pub use sasl::{authenticate_plain, plain_mechs};
 pub use secret::is_username_shaped;
-pub use store::{ControlStore, CONTROL_FILE, MAX_CREDENTIALS_PER_CACHE, OPERATOR_TOKEN_FILE};
+pub use store::{
+    ControlStore, CONTROL_FILE, MAX_ALERTS_PER_CACHE, MAX_CREDENTIALS_PER_CACHE,
+    MAX_DELIVERY_CONFIGS_PER_CACHE, MAX_DESCRIPTION_LEN, MAX_PREFIX_LEN,
+    MAX_WATCHED_PREFIXES_PER_CACHE, OPERATOR_TOKEN_FILE,
+};
 
 /// What a credential may do besides reading (MemCachier's `write_capability`,
 /// `flush_capability`, `api_capability`).
@@ -76,6 +83,143 @@ pub struct Credential {
     pub primary: bool,
     /// Creation time, unix seconds.
     pub created: u64,
+}
+
+/// What an alert watches (MemCachier's `trigger_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerType {
+    /// The share of gets that hit, over the last sampling interval, fell
+    /// below the threshold (percent).
+    HitRate,
+    /// The cache's bytes exceed the threshold (percent) of its plan.
+    MemoryUsage,
+}
+
+impl TriggerType {
+    /// The wire name: `hit_rate` or `memory_usage`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerType::HitRate => "hit_rate",
+            TriggerType::MemoryUsage => "memory_usage",
+        }
+    }
+
+    /// The inverse of [`TriggerType::as_str`].
+    pub fn parse(s: &str) -> Option<TriggerType> {
+        match s {
+            "hit_rate" => Some(TriggerType::HitRate),
+            "memory_usage" => Some(TriggerType::MemoryUsage),
+            _ => None,
+        }
+    }
+}
+
+/// How an alert is delivered (MemCachier's `delivery_type`; `webhook` is
+/// ours: a generic JSON POST to `slack_url`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryType {
+    Email,
+    Slack,
+    Webhook,
+}
+
+impl DeliveryType {
+    /// The wire name: `email`, `slack` or `webhook`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryType::Email => "email",
+            DeliveryType::Slack => "slack",
+            DeliveryType::Webhook => "webhook",
+        }
+    }
+
+    /// The inverse of [`DeliveryType::as_str`].
+    pub fn parse(s: &str) -> Option<DeliveryType> {
+        match s {
+            "email" => Some(DeliveryType::Email),
+            "slack" => Some(DeliveryType::Slack),
+            "webhook" => Some(DeliveryType::Webhook),
+            _ => None,
+        }
+    }
+}
+
+/// An alert of one cache (MemCachier API v2 "Alerts").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Unique among all alerts, delivery configs and watched prefixes of the
+    /// store; never reused.
+    pub id: u64,
+    pub cache_id: u32,
+    pub trigger_type: TriggerType,
+    /// Percent, 0..=100.
+    pub trigger_threshold: u8,
+    /// A delivery config of the same cache.
+    pub delivery_config_id: u64,
+    /// At most [`MAX_DESCRIPTION_LEN`] bytes.
+    pub description: String,
+    /// A disabled alert never fires.
+    pub enabled: bool,
+}
+
+/// What `add_alert` needs: an [`Alert`] without its ids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAlert {
+    pub trigger_type: TriggerType,
+    pub trigger_threshold: u8,
+    pub delivery_config_id: u64,
+    pub description: String,
+    pub enabled: bool,
+}
+
+/// A partial update of an alert (API v2 `PUT alerts/:id`): `None` keeps the
+/// field's value.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AlertPatch {
+    pub trigger_type: Option<TriggerType>,
+    pub trigger_threshold: Option<u8>,
+    pub delivery_config_id: Option<u64>,
+    pub description: Option<String>,
+    pub enabled: Option<bool>,
+}
+
+/// Where a cache's alerts go (MemCachier's alert delivery config).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryConfig {
+    /// Shares the id space of alerts and watched prefixes; never reused.
+    pub id: u64,
+    pub cache_id: u32,
+    pub delivery_type: DeliveryType,
+    /// The recipient of `email` configs ("" otherwise, unless given).
+    pub email: String,
+    /// The `http://` or `https://` URL `slack` and `webhook` configs POST to.
+    pub slack_url: String,
+    /// The channel a `slack` message names ("": the webhook's default).
+    pub slack_channel: String,
+}
+
+/// What `add_delivery_config` needs: a [`DeliveryConfig`] without its ids.
+/// Fields the type does not use may be "".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewDeliveryConfig {
+    pub delivery_type: DeliveryType,
+    pub email: String,
+    pub slack_url: String,
+    pub slack_channel: String,
+}
+
+/// A key prefix whose traffic a cache's users watch (API v2
+/// `introspection/prefixes`). Cores see them through [`Registry::watched`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchedPrefix {
+    /// Shares the id space of alerts and delivery configs; never reused.
+    pub id: u64,
+    pub cache_id: u32,
+    /// 1..=[`MAX_PREFIX_LEN`] bytes, no whitespace or control characters
+    /// (it is a memcached key prefix); unique within the cache.
+    pub name: String,
 }
 
 /// Why a control-plane operation failed. The admin API maps these to HTTP

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{Cache, Caps, Credential};
+use super::{Cache, Caps, Credential, WatchedPrefix};
 
 /// What an authenticated connection is allowed to touch.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +37,8 @@ pub struct Registry {
     version: u64,
     caches: HashMap<u32, Cache>,
     creds: HashMap<Vec<u8>, CredEntry>,
+    /// Each cache's watched prefixes: (prefix id, key prefix bytes).
+    watched: HashMap<u32, Vec<(u64, Vec<u8>)>>,
 }
 
 fn digest(password: &[u8]) -> [u8; 32] {
@@ -50,6 +52,7 @@ impl Registry {
             version: 0,
             caches: HashMap::new(),
             creds: HashMap::new(),
+            watched: HashMap::new(),
         }
     }
 
@@ -68,7 +71,27 @@ impl Registry {
                     (c.username.as_bytes().to_vec(), entry)
                 })
                 .collect(),
+            watched: HashMap::new(),
         }
+    }
+
+    /// This snapshot with `prefixes` as the caches' watched prefixes (in
+    /// the given order within each cache).
+    pub(crate) fn with_watched(mut self, prefixes: &[WatchedPrefix]) -> Registry {
+        self.watched.clear();
+        for p in prefixes {
+            self.watched
+                .entry(p.cache_id)
+                .or_default()
+                .push((p.id, p.name.as_bytes().to_vec()));
+        }
+        self
+    }
+
+    /// The key prefixes `cache` watches, as (prefix id, prefix bytes);
+    /// empty when it watches none (or does not exist).
+    pub fn watched(&self, cache: u32) -> &[(u64, Vec<u8>)] {
+        self.watched.get(&cache).map_or(&[], Vec::as_slice)
     }
 
     /// Increases by at least one with every committed change.
@@ -143,6 +166,10 @@ impl std::fmt::Debug for Registry {
             .field("version", &self.version)
             .field("caches", &self.caches.len())
             .field("credentials", &self.creds.len())
+            .field(
+                "watched_prefixes",
+                &self.watched.values().map(Vec::len).sum::<usize>(),
+            )
             .finish()
     }
 }
@@ -240,5 +267,24 @@ mod tests {
         assert_eq!(r.authenticate(b"AAAAAA", b"pw-a"), None);
         assert!(r.cache(1).is_none());
         assert_eq!(r.caches().count(), 0);
+        assert!(r.watched(1).is_empty());
+    }
+
+    #[test]
+    fn watched_prefixes_per_cache() {
+        let p = |id, cache_id, name: &str| WatchedPrefix {
+            id,
+            cache_id,
+            name: name.into(),
+        };
+        let r = fixture().with_watched(&[p(3, 1, "user:"), p(4, 2, "x"), p(9, 1, "sess:")]);
+        assert_eq!(
+            r.watched(1),
+            &[(3, b"user:".to_vec()), (9, b"sess:".to_vec())]
+        );
+        assert_eq!(r.watched(2), &[(4, b"x".to_vec())]);
+        assert!(r.watched(7).is_empty());
+        assert!(fixture().watched(1).is_empty());
+        assert_eq!(r.version(), 7);
     }
 }

@@ -28,6 +28,19 @@
 //! `revision` counts committed changes and becomes [`Registry::version`];
 //! `next_cache_id` makes ids never reused after deletion.
 //!
+//! Later fields, absent from older files (which still load: each defaults
+//! to empty): `alerts`, `delivery_configs` and `watched_prefixes` (API v2
+//! alerts and introspection prefixes, all three numbered from one
+//! `next_object_id`, never reused), and `sso_secrets` (`{"<cache id>":
+//! "<secret>"}`, a cache's entry made by its first `rotate_sso`).
+//!
+//! # Per-cache objects
+//! At most [`MAX_ALERTS_PER_CACHE`] alerts, [`MAX_DELIVERY_CONFIGS_PER_CACHE`]
+//! delivery configs and [`MAX_WATCHED_PREFIXES_PER_CACHE`] watched prefixes
+//! (`Conflict` beyond). An alert names a delivery config of its own cache,
+//! and a config cannot be removed while an alert uses it. Deleting a cache
+//! deletes all of them.
+//!
 //! # Credential rules
 //! Each cache always has exactly one primary credential: `create_cache`
 //! makes it, `promote` moves the flag, and the primary cannot be removed
@@ -35,6 +48,7 @@
 //! a secondary, promote it"; they do not allow a cache without credentials,
 //! so the last credential — always the primary — cannot be removed either.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -45,7 +59,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::{secret, Cache, Caps, ControlError, Credential, Registry};
+use super::{
+    secret, Alert, AlertPatch, Cache, Caps, ControlError, Credential, DeliveryConfig, DeliveryType,
+    NewAlert, NewDeliveryConfig, Registry, WatchedPrefix,
+};
 
 /// The control state file inside the data dir.
 pub const CONTROL_FILE: &str = "control.json";
@@ -57,6 +74,22 @@ const LOCK_FILE: &str = "control.lock";
 pub const MAX_CREDENTIALS_PER_CACHE: usize = 100;
 /// Longest cache name, in bytes.
 const MAX_NAME_LEN: usize = 128;
+/// Alerts one cache may have.
+pub const MAX_ALERTS_PER_CACHE: usize = 20;
+/// Alert delivery configs one cache may have.
+pub const MAX_DELIVERY_CONFIGS_PER_CACHE: usize = 10;
+/// Watched prefixes one cache may have.
+pub const MAX_WATCHED_PREFIXES_PER_CACHE: usize = 10;
+/// Longest alert description, in bytes.
+pub const MAX_DESCRIPTION_LEN: usize = 1024;
+/// Longest watched prefix, in bytes (memcached's key length limit).
+pub const MAX_PREFIX_LEN: usize = 250;
+/// Longest email address (RFC 5321's path limit), in bytes.
+const MAX_EMAIL_LEN: usize = 254;
+/// Longest slack / webhook URL, in bytes.
+const MAX_URL_LEN: usize = 2048;
+/// Longest slack channel name, in bytes.
+const MAX_CHANNEL_LEN: usize = 256;
 /// Version of the `control.json` layout this build reads and writes.
 const FORMAT: u32 = 1;
 
@@ -67,6 +100,25 @@ struct State {
     next_cache_id: u32,
     caches: Vec<Cache>,
     credentials: Vec<Credential>,
+    /// The next id of an alert, delivery config or watched prefix: one
+    /// space for all three, never reused. The fields below are absent from
+    /// files written before they existed, hence the defaults.
+    #[serde(default = "first_object_id")]
+    next_object_id: u64,
+    #[serde(default)]
+    alerts: Vec<Alert>,
+    #[serde(default)]
+    delivery_configs: Vec<DeliveryConfig>,
+    #[serde(default)]
+    watched_prefixes: Vec<WatchedPrefix>,
+    /// Each cache's SSO secret, once rotated (kept out of [`Cache`], and so
+    /// out of the registry the cores hold and out of every cache view).
+    #[serde(default)]
+    sso_secrets: BTreeMap<u32, String>,
+}
+
+fn first_object_id() -> u64 {
+    1
 }
 
 impl State {
@@ -77,6 +129,11 @@ impl State {
             next_cache_id: 1,
             caches: Vec::new(),
             credentials: Vec::new(),
+            next_object_id: first_object_id(),
+            alerts: Vec::new(),
+            delivery_configs: Vec::new(),
+            watched_prefixes: Vec::new(),
+            sso_secrets: BTreeMap::new(),
         }
     }
 
@@ -120,7 +177,115 @@ impl State {
                 ));
             }
         }
+        self.check_objects(&ids)
+    }
+
+    /// The invariants of alerts, delivery configs, watched prefixes and SSO
+    /// secrets; `caches` holds the live cache ids.
+    fn check_objects(&self, caches: &HashSet<u32>) -> Result<(), String> {
+        if self.next_object_id == 0 {
+            return Err("next_object_id is zero".into());
+        }
+        let mut ids = HashSet::new();
+        let mut id_ok = |kind: &str, id: u64, cache_id: u32| {
+            if id == 0 || id >= self.next_object_id || !ids.insert(id) {
+                return Err(format!(
+                    "{kind} id {id} duplicated, zero or not below next_object_id"
+                ));
+            }
+            if !caches.contains(&cache_id) {
+                return Err(format!("{kind} {id} names missing cache {cache_id}"));
+            }
+            Ok(())
+        };
+        let mut per_cache: HashMap<(u32, &str), usize> = HashMap::new();
+        let mut count = |cache_id: u32, kind: &'static str, max: usize| {
+            let n = per_cache.entry((cache_id, kind)).or_default();
+            *n += 1;
+            if *n > max {
+                return Err(format!("cache {cache_id} has more than {max} {kind}s"));
+            }
+            Ok(())
+        };
+        let mut configs = HashMap::new();
+        for d in &self.delivery_configs {
+            id_ok("delivery config", d.id, d.cache_id)?;
+            count(
+                d.cache_id,
+                "delivery config",
+                MAX_DELIVERY_CONFIGS_PER_CACHE,
+            )?;
+            check_delivery(d.delivery_type, &d.email, &d.slack_url, &d.slack_channel)
+                .map_err(|e| format!("delivery config {}: {}", d.id, message(e)))?;
+            configs.insert(d.id, d.cache_id);
+        }
+        for a in &self.alerts {
+            id_ok("alert", a.id, a.cache_id)?;
+            count(a.cache_id, "alert", MAX_ALERTS_PER_CACHE)?;
+            check_alert(a.trigger_threshold, &a.description)
+                .map_err(|e| format!("alert {}: {}", a.id, message(e)))?;
+            if configs.get(&a.delivery_config_id) != Some(&a.cache_id) {
+                return Err(format!(
+                    "alert {} names delivery config {} not of its cache",
+                    a.id, a.delivery_config_id
+                ));
+            }
+        }
+        let mut names = HashSet::new();
+        for p in &self.watched_prefixes {
+            id_ok("watched prefix", p.id, p.cache_id)?;
+            count(p.cache_id, "watched prefix", MAX_WATCHED_PREFIXES_PER_CACHE)?;
+            check_prefix(&p.name)
+                .map_err(|e| format!("watched prefix {}: {}", p.id, message(e)))?;
+            if !names.insert((p.cache_id, p.name.as_str())) {
+                return Err(format!(
+                    "watched prefix {:?} duplicated in cache {}",
+                    p.name, p.cache_id
+                ));
+            }
+        }
+        for (cache_id, secret) in &self.sso_secrets {
+            if !caches.contains(cache_id) {
+                return Err(format!("sso secret names missing cache {cache_id}"));
+            }
+            if secret.is_empty() {
+                return Err(format!("cache {cache_id} has an empty sso secret"));
+            }
+        }
         Ok(())
+    }
+
+    /// Hands out the next object id.
+    fn object_id(&mut self) -> Result<u64, ControlError> {
+        let id = self.next_object_id;
+        if id == u64::MAX {
+            return Err(ControlError::Conflict("object ids exhausted".into()));
+        }
+        self.next_object_id = id + 1;
+        Ok(id)
+    }
+
+    fn has_cache(&self, id: u32) -> Result<(), ControlError> {
+        if self.caches.iter().any(|c| c.id == id) {
+            Ok(())
+        } else {
+            Err(ControlError::NotFound)
+        }
+    }
+
+    /// Does `id` name a delivery config of `cache_id`?
+    fn config_of(&self, cache_id: u32, id: u64) -> Result<(), ControlError> {
+        if self
+            .delivery_configs
+            .iter()
+            .any(|d| d.cache_id == cache_id && d.id == id)
+        {
+            Ok(())
+        } else {
+            Err(ControlError::Invalid(format!(
+                "delivery config {id} does not exist in this cache"
+            )))
+        }
     }
 
     fn cache_mut(&mut self, id: u32) -> Result<&mut Cache, ControlError> {
@@ -180,6 +345,129 @@ fn check_name(name: &str) -> Result<(), ControlError> {
     if name.chars().any(char::is_control) {
         return Err(ControlError::Invalid(
             "cache name contains control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The text of an `Invalid` (or any) error, for `State::check`'s messages.
+fn message(e: ControlError) -> String {
+    match e {
+        ControlError::Invalid(m) | ControlError::Conflict(m) => m,
+        e => e.to_string(),
+    }
+}
+
+fn invalid(m: impl Into<String>) -> ControlError {
+    ControlError::Invalid(m.into())
+}
+
+/// An alert's own fields (its delivery config is checked against the state).
+fn check_alert(threshold: u8, description: &str) -> Result<(), ControlError> {
+    if threshold > 100 {
+        return Err(invalid("trigger_threshold must be a percentage, 0 to 100"));
+    }
+    if description.len() > MAX_DESCRIPTION_LEN {
+        return Err(invalid(format!(
+            "description longer than {MAX_DESCRIPTION_LEN} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// A plausible email address: `local@domain`, one `@`, no whitespace,
+/// control characters or address-list punctuation, a domain of letters,
+/// digits, `-` and non-adjacent inner dots.
+fn plausible_email(addr: &str) -> bool {
+    let Some((local, domain)) = addr.split_once('@') else {
+        return false;
+    };
+    let local_ok = !local.is_empty()
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && local.chars().all(|c| {
+            c.is_ascii_graphic()
+                && !matches!(
+                    c,
+                    '@' | '<' | '>' | '(' | ')' | ',' | ';' | ':' | '[' | ']' | '\\' | '"'
+                )
+        });
+    let domain_ok = !domain.is_empty()
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    addr.len() <= MAX_EMAIL_LEN && local_ok && domain_ok
+}
+
+/// An `http://` or `https://` URL with a host, no whitespace or control
+/// characters.
+fn plausible_url(url: &str) -> bool {
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    let rest = if lower.starts_with("https://") {
+        &url[8..]
+    } else if lower.starts_with("http://") {
+        &url[7..]
+    } else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    url.len() <= MAX_URL_LEN
+        && !host.is_empty()
+        && !host.starts_with(':')
+        && url.chars().all(|c| c.is_ascii_graphic())
+}
+
+/// A delivery config's fields for its type.
+fn check_delivery(
+    kind: DeliveryType,
+    email: &str,
+    slack_url: &str,
+    slack_channel: &str,
+) -> Result<(), ControlError> {
+    if email.len() > MAX_EMAIL_LEN
+        || slack_url.len() > MAX_URL_LEN
+        || slack_channel.len() > MAX_CHANNEL_LEN
+    {
+        return Err(invalid(format!(
+            "email is limited to {MAX_EMAIL_LEN} bytes, slack_url to {MAX_URL_LEN}, slack_channel to {MAX_CHANNEL_LEN}"
+        )));
+    }
+    if [email, slack_url, slack_channel]
+        .iter()
+        .any(|f| f.chars().any(char::is_control))
+    {
+        return Err(invalid(
+            "delivery config fields must not contain control characters",
+        ));
+    }
+    match kind {
+        DeliveryType::Email if !plausible_email(email) => Err(invalid(
+            "an email delivery config requires a valid email address",
+        )),
+        DeliveryType::Slack | DeliveryType::Webhook if !plausible_url(slack_url) => {
+            Err(invalid(format!(
+                "a {} delivery config requires an http:// or https:// slack_url",
+                kind.as_str()
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A watched prefix: a memcached key prefix.
+fn check_prefix(name: &str) -> Result<(), ControlError> {
+    if name.is_empty() || name.len() > MAX_PREFIX_LEN {
+        return Err(invalid(format!(
+            "a prefix is 1 to {MAX_PREFIX_LEN} bytes long"
+        )));
+    }
+    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid(
+            "a prefix must not contain whitespace or control characters",
         ));
     }
     Ok(())
@@ -346,11 +634,7 @@ impl ControlStore {
             }
         };
 
-        let registry = Arc::new(Registry::build(
-            state.revision,
-            &state.caches,
-            &state.credentials,
-        ));
+        let registry = Arc::new(build_registry(&state));
         Ok(ControlStore {
             dir: dir.to_path_buf(),
             state,
@@ -387,11 +671,7 @@ impl ControlStore {
         next.revision = self.state.revision + 1;
         debug_assert!(next.check().is_ok(), "{:?}", next.check());
         write_atomic(&self.dir, CONTROL_FILE, &encode(&next)?)?;
-        self.registry = Arc::new(Registry::build(
-            next.revision,
-            &next.caches,
-            &next.credentials,
-        ));
+        self.registry = Arc::new(build_registry(&next));
         self.state = next;
         Ok(())
     }
@@ -439,12 +719,17 @@ impl ControlStore {
         self.state.caches.iter().find(|c| c.id == id).cloned()
     }
 
-    /// Deletes a cache and all its credentials. Its id is never reused.
+    /// Deletes a cache with all its credentials, alerts, delivery configs,
+    /// watched prefixes and SSO secret. Its id is never reused.
     pub fn delete_cache(&mut self, id: u32) -> Result<(), ControlError> {
         self.cache(id).ok_or(ControlError::NotFound)?;
         let mut next = self.state.clone();
         next.caches.retain(|c| c.id != id);
         next.credentials.retain(|c| c.cache_id != id);
+        next.alerts.retain(|a| a.cache_id != id);
+        next.delivery_configs.retain(|d| d.cache_id != id);
+        next.watched_prefixes.retain(|p| p.cache_id != id);
+        next.sso_secrets.remove(&id);
         self.commit(next)
     }
 
@@ -555,6 +840,256 @@ impl ControlStore {
         }
         Ok(self.state.credentials[i].clone())
     }
+
+    /// A cache's alerts, oldest first (empty for an unknown cache).
+    pub fn alerts(&self, cache_id: u32) -> Vec<Alert> {
+        self.state
+            .alerts
+            .iter()
+            .filter(|a| a.cache_id == cache_id)
+            .cloned()
+            .collect()
+    }
+
+    /// One alert of a cache.
+    pub fn alert(&self, cache_id: u32, id: u64) -> Option<Alert> {
+        self.state
+            .alerts
+            .iter()
+            .find(|a| a.cache_id == cache_id && a.id == id)
+            .cloned()
+    }
+
+    /// Adds an alert. `NotFound`: no such cache; `Invalid`: threshold above
+    /// 100, description too long, or a delivery config that is not one of
+    /// this cache's; `Conflict`: the cache has [`MAX_ALERTS_PER_CACHE`].
+    pub fn add_alert(&mut self, cache_id: u32, new: NewAlert) -> Result<Alert, ControlError> {
+        self.state.has_cache(cache_id)?;
+        check_alert(new.trigger_threshold, &new.description)?;
+        self.state.config_of(cache_id, new.delivery_config_id)?;
+        if self.alerts(cache_id).len() >= MAX_ALERTS_PER_CACHE {
+            return Err(ControlError::Conflict(format!(
+                "a cache can have at most {MAX_ALERTS_PER_CACHE} alerts"
+            )));
+        }
+        let mut next = self.state.clone();
+        let alert = Alert {
+            id: next.object_id()?,
+            cache_id,
+            trigger_type: new.trigger_type,
+            trigger_threshold: new.trigger_threshold,
+            delivery_config_id: new.delivery_config_id,
+            description: new.description,
+            enabled: new.enabled,
+        };
+        next.alerts.push(alert.clone());
+        self.commit(next)?;
+        Ok(alert)
+    }
+
+    /// Changes the fields of an alert that `patch` gives; the others keep
+    /// their value. Validated like [`ControlStore::add_alert`]; `NotFound`
+    /// for an unknown cache or alert. A patch that changes nothing commits
+    /// nothing.
+    pub fn update_alert(
+        &mut self,
+        cache_id: u32,
+        id: u64,
+        patch: AlertPatch,
+    ) -> Result<Alert, ControlError> {
+        let i = self
+            .state
+            .alerts
+            .iter()
+            .position(|a| a.cache_id == cache_id && a.id == id)
+            .ok_or(ControlError::NotFound)?;
+        let mut alert = self.state.alerts[i].clone();
+        if let Some(t) = patch.trigger_type {
+            alert.trigger_type = t;
+        }
+        if let Some(t) = patch.trigger_threshold {
+            alert.trigger_threshold = t;
+        }
+        if let Some(d) = patch.delivery_config_id {
+            alert.delivery_config_id = d;
+        }
+        if let Some(d) = patch.description {
+            alert.description = d;
+        }
+        if let Some(e) = patch.enabled {
+            alert.enabled = e;
+        }
+        check_alert(alert.trigger_threshold, &alert.description)?;
+        self.state.config_of(cache_id, alert.delivery_config_id)?;
+        if alert != self.state.alerts[i] {
+            let mut next = self.state.clone();
+            next.alerts[i] = alert.clone();
+            self.commit(next)?;
+        }
+        Ok(alert)
+    }
+
+    /// Removes an alert (`NotFound` if the cache has no such alert).
+    pub fn remove_alert(&mut self, cache_id: u32, id: u64) -> Result<(), ControlError> {
+        self.alert(cache_id, id).ok_or(ControlError::NotFound)?;
+        let mut next = self.state.clone();
+        next.alerts.retain(|a| a.id != id);
+        self.commit(next)
+    }
+
+    /// A cache's alert delivery configs, oldest first (empty for an unknown
+    /// cache).
+    pub fn delivery_configs(&self, cache_id: u32) -> Vec<DeliveryConfig> {
+        self.state
+            .delivery_configs
+            .iter()
+            .filter(|d| d.cache_id == cache_id)
+            .cloned()
+            .collect()
+    }
+
+    /// One delivery config of a cache.
+    pub fn delivery_config(&self, cache_id: u32, id: u64) -> Option<DeliveryConfig> {
+        self.state
+            .delivery_configs
+            .iter()
+            .find(|d| d.cache_id == cache_id && d.id == id)
+            .cloned()
+    }
+
+    /// Adds a delivery config. `Invalid`: an `email` config without a
+    /// plausible address, a `slack` or `webhook` config without an http(s)
+    /// URL, or over-long fields; `Conflict`: the cache has
+    /// [`MAX_DELIVERY_CONFIGS_PER_CACHE`].
+    pub fn add_delivery_config(
+        &mut self,
+        cache_id: u32,
+        new: NewDeliveryConfig,
+    ) -> Result<DeliveryConfig, ControlError> {
+        self.state.has_cache(cache_id)?;
+        check_delivery(
+            new.delivery_type,
+            &new.email,
+            &new.slack_url,
+            &new.slack_channel,
+        )?;
+        if self.delivery_configs(cache_id).len() >= MAX_DELIVERY_CONFIGS_PER_CACHE {
+            return Err(ControlError::Conflict(format!(
+                "a cache can have at most {MAX_DELIVERY_CONFIGS_PER_CACHE} alert delivery configs"
+            )));
+        }
+        let mut next = self.state.clone();
+        let config = DeliveryConfig {
+            id: next.object_id()?,
+            cache_id,
+            delivery_type: new.delivery_type,
+            email: new.email,
+            slack_url: new.slack_url,
+            slack_channel: new.slack_channel,
+        };
+        next.delivery_configs.push(config.clone());
+        self.commit(next)?;
+        Ok(config)
+    }
+
+    /// Removes a delivery config. `NotFound` if the cache has no such
+    /// config; `Conflict` while one of its alerts delivers through it
+    /// (remove or re-point the alert first).
+    pub fn remove_delivery_config(&mut self, cache_id: u32, id: u64) -> Result<(), ControlError> {
+        self.delivery_config(cache_id, id)
+            .ok_or(ControlError::NotFound)?;
+        if let Some(a) = self
+            .state
+            .alerts
+            .iter()
+            .find(|a| a.delivery_config_id == id)
+        {
+            return Err(ControlError::Conflict(format!(
+                "alert {} uses this delivery config; delete or change it first",
+                a.id
+            )));
+        }
+        let mut next = self.state.clone();
+        next.delivery_configs.retain(|d| d.id != id);
+        self.commit(next)
+    }
+
+    /// A cache's watched prefixes, oldest first (empty for an unknown cache).
+    pub fn prefixes(&self, cache_id: u32) -> Vec<WatchedPrefix> {
+        self.state
+            .watched_prefixes
+            .iter()
+            .filter(|p| p.cache_id == cache_id)
+            .cloned()
+            .collect()
+    }
+
+    /// Watches a key prefix. `Invalid`: empty, longer than
+    /// [`MAX_PREFIX_LEN`] bytes, or with whitespace or control characters;
+    /// `Conflict`: already watched, or the cache has
+    /// [`MAX_WATCHED_PREFIXES_PER_CACHE`]. The new registry carries it to
+    /// the cores ([`Registry::watched`]).
+    pub fn add_prefix(&mut self, cache_id: u32, name: &str) -> Result<WatchedPrefix, ControlError> {
+        self.state.has_cache(cache_id)?;
+        check_prefix(name)?;
+        let existing = self.prefixes(cache_id);
+        if existing.iter().any(|p| p.name == name) {
+            return Err(ControlError::Conflict(format!(
+                "prefix {name:?} is already watched"
+            )));
+        }
+        if existing.len() >= MAX_WATCHED_PREFIXES_PER_CACHE {
+            return Err(ControlError::Conflict(format!(
+                "a cache can watch at most {MAX_WATCHED_PREFIXES_PER_CACHE} prefixes"
+            )));
+        }
+        let mut next = self.state.clone();
+        let prefix = WatchedPrefix {
+            id: next.object_id()?,
+            cache_id,
+            name: name.to_owned(),
+        };
+        next.watched_prefixes.push(prefix.clone());
+        self.commit(next)?;
+        Ok(prefix)
+    }
+
+    /// Stops watching a prefix (`NotFound` if the cache has no such prefix).
+    pub fn remove_prefix(&mut self, cache_id: u32, id: u64) -> Result<(), ControlError> {
+        if !self
+            .state
+            .watched_prefixes
+            .iter()
+            .any(|p| p.cache_id == cache_id && p.id == id)
+        {
+            return Err(ControlError::NotFound);
+        }
+        let mut next = self.state.clone();
+        next.watched_prefixes.retain(|p| p.id != id);
+        self.commit(next)
+    }
+
+    /// Replaces a cache's SSO secret with a new random one (128 bits, 32
+    /// hex digits) and returns it once committed.
+    pub fn rotate_sso(&mut self, cache_id: u32) -> Result<String, ControlError> {
+        self.state.has_cache(cache_id)?;
+        let secret = secret::password()?;
+        let mut next = self.state.clone();
+        next.sso_secrets.insert(cache_id, secret.clone());
+        self.commit(next)?;
+        Ok(secret)
+    }
+
+    /// A cache's SSO secret: `None` for an unknown cache or one whose secret
+    /// was never rotated (so an empty secret can never match).
+    pub fn sso_secret(&self, cache_id: u32) -> Option<String> {
+        self.state.sso_secrets.get(&cache_id).cloned()
+    }
+}
+
+fn build_registry(state: &State) -> Registry {
+    Registry::build(state.revision, &state.caches, &state.credentials)
+        .with_watched(&state.watched_prefixes)
 }
 
 fn encode(state: &State) -> Result<Vec<u8>, ControlError> {
@@ -649,6 +1184,543 @@ mod tests {
         assert_eq!(store.cache(c.id).unwrap().memory_limit, 2 << 20);
         drop(store);
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    use crate::tenancy::{TriggerType, WatchedPrefix};
+
+    fn slack() -> NewDeliveryConfig {
+        NewDeliveryConfig {
+            delivery_type: DeliveryType::Slack,
+            email: String::new(),
+            slack_url: "https://hooks.example.com/services/T0/B0/x".into(),
+            slack_channel: "#alerts".into(),
+        }
+    }
+
+    fn email(addr: &str) -> NewDeliveryConfig {
+        NewDeliveryConfig {
+            delivery_type: DeliveryType::Email,
+            email: addr.into(),
+            slack_url: String::new(),
+            slack_channel: String::new(),
+        }
+    }
+
+    fn hit_rate(config: u64, threshold: u8) -> NewAlert {
+        NewAlert {
+            trigger_type: TriggerType::HitRate,
+            trigger_threshold: threshold,
+            delivery_config_id: config,
+            description: "low hit rate".into(),
+            enabled: true,
+        }
+    }
+
+    fn is_invalid<T: std::fmt::Debug>(r: Result<T, ControlError>) -> bool {
+        matches!(r, Err(ControlError::Invalid(_)))
+    }
+
+    fn is_conflict<T: std::fmt::Debug>(r: Result<T, ControlError>) -> bool {
+        matches!(r, Err(ControlError::Conflict(_)))
+    }
+
+    #[test]
+    fn alerts_configs_and_prefixes_round_trip() {
+        let dir = tmpdir("objects");
+        let mut store = ControlStore::open(&dir).unwrap();
+        let (a, _) = store.create_cache("a", 1 << 20).unwrap();
+        let (b, _) = store.create_cache("b", 1 << 20).unwrap();
+        let cfg = store.add_delivery_config(a.id, slack()).unwrap();
+        assert_eq!(cfg.cache_id, a.id);
+        assert_eq!(cfg.email, "");
+        let mail = store
+            .add_delivery_config(a.id, email("ops@example.com"))
+            .unwrap();
+        let alert = store.add_alert(a.id, hit_rate(cfg.id, 50)).unwrap();
+        let prefix = store.add_prefix(a.id, "user:").unwrap();
+        // One id space, handed out in order.
+        assert_eq!([cfg.id, mail.id, alert.id, prefix.id], [1, 2, 3, 4], "ids");
+        assert_eq!(store.alerts(a.id), vec![alert.clone()]);
+        assert_eq!(store.alert(a.id, alert.id), Some(alert.clone()));
+        assert_eq!(store.alert(b.id, alert.id), None, "other cache");
+        assert!(store.alerts(b.id).is_empty());
+        assert_eq!(
+            store.delivery_configs(a.id),
+            vec![cfg.clone(), mail.clone()]
+        );
+        assert_eq!(store.prefixes(a.id), vec![prefix.clone()]);
+        assert_eq!(
+            store.registry().watched(a.id),
+            &[(prefix.id, b"user:".to_vec())]
+        );
+        assert!(store.registry().watched(b.id).is_empty());
+
+        // A partial update keeps the omitted fields.
+        let v = store.registry().version();
+        let off = store
+            .update_alert(
+                a.id,
+                alert.id,
+                AlertPatch {
+                    enabled: Some(false),
+                    ..AlertPatch::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            off,
+            Alert {
+                enabled: false,
+                ..alert.clone()
+            }
+        );
+        assert_eq!(store.registry().version(), v + 1);
+        let same = store
+            .update_alert(a.id, alert.id, AlertPatch::default())
+            .unwrap();
+        assert_eq!(same, off);
+        assert_eq!(store.registry().version(), v + 1, "no-op commits nothing");
+        let moved = store
+            .update_alert(
+                a.id,
+                alert.id,
+                AlertPatch {
+                    trigger_type: Some(TriggerType::MemoryUsage),
+                    trigger_threshold: Some(90),
+                    delivery_config_id: Some(mail.id),
+                    description: Some(String::new()),
+                    enabled: None,
+                },
+            )
+            .unwrap();
+        assert_eq!(moved.trigger_type, TriggerType::MemoryUsage);
+        assert_eq!(moved.trigger_threshold, 90);
+        assert_eq!(moved.delivery_config_id, mail.id);
+        assert!(!moved.enabled);
+
+        let secret = store.rotate_sso(a.id).unwrap();
+        assert_eq!(secret.len(), 32);
+        assert_eq!(store.sso_secret(a.id).as_deref(), Some(secret.as_str()));
+        assert_eq!(store.sso_secret(b.id), None, "never rotated");
+        assert!(matches!(store.rotate_sso(99), Err(ControlError::NotFound)));
+
+        // Everything survives a reload.
+        drop(store);
+        let mut store = ControlStore::open(&dir).unwrap();
+        assert_eq!(store.alerts(a.id), vec![moved.clone()]);
+        assert_eq!(
+            store.delivery_configs(a.id),
+            vec![cfg.clone(), mail.clone()]
+        );
+        assert_eq!(store.prefixes(a.id), vec![prefix.clone()]);
+        assert_eq!(store.sso_secret(a.id), Some(secret.clone()));
+        assert_eq!(
+            store.registry().watched(a.id),
+            &[(prefix.id, b"user:".to_vec())]
+        );
+        let again = store.rotate_sso(a.id).unwrap();
+        assert_ne!(again, secret);
+
+        // Ids are never reused, across reloads and removals.
+        store.remove_alert(a.id, moved.id).unwrap();
+        store.remove_prefix(a.id, prefix.id).unwrap();
+        assert!(store.registry().watched(a.id).is_empty());
+        let p2 = store.add_prefix(a.id, "user:").unwrap();
+        assert_eq!(p2.id, 5);
+        assert!(matches!(
+            store.remove_alert(a.id, moved.id),
+            Err(ControlError::NotFound)
+        ));
+        assert!(matches!(
+            store.remove_prefix(b.id, p2.id),
+            Err(ControlError::NotFound)
+        ));
+        store.remove_delivery_config(a.id, cfg.id).unwrap();
+        assert_eq!(store.delivery_configs(a.id), vec![mail.clone()]);
+        assert!(matches!(
+            store.remove_delivery_config(a.id, cfg.id),
+            Err(ControlError::NotFound)
+        ));
+        drop(store);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn alert_and_config_validation() {
+        let dir = tmpdir("validate");
+        let mut store = ControlStore::open(&dir).unwrap();
+        let (a, _) = store.create_cache("a", 1 << 20).unwrap();
+        let (b, _) = store.create_cache("b", 1 << 20).unwrap();
+        let cfg = store.add_delivery_config(a.id, slack()).unwrap();
+        let other = store.add_delivery_config(b.id, slack()).unwrap();
+        assert!(matches!(
+            store.add_alert(99, hit_rate(cfg.id, 50)),
+            Err(ControlError::NotFound)
+        ));
+        assert!(is_invalid(store.add_alert(a.id, hit_rate(cfg.id, 101))));
+        assert!(
+            is_invalid(store.add_alert(a.id, hit_rate(other.id, 50))),
+            "another cache's config"
+        );
+        assert!(is_invalid(store.add_alert(a.id, hit_rate(12345, 50))));
+        let long = NewAlert {
+            description: "x".repeat(MAX_DESCRIPTION_LEN + 1),
+            ..hit_rate(cfg.id, 50)
+        };
+        assert!(is_invalid(store.add_alert(a.id, long)));
+        let edge = NewAlert {
+            description: "x".repeat(MAX_DESCRIPTION_LEN),
+            ..hit_rate(cfg.id, 100)
+        };
+        let alert = store.add_alert(a.id, edge).unwrap();
+        store.add_alert(a.id, hit_rate(cfg.id, 0)).unwrap();
+        let bad = |p: AlertPatch| p;
+        assert!(is_invalid(store.update_alert(
+            a.id,
+            alert.id,
+            bad(AlertPatch {
+                trigger_threshold: Some(200),
+                ..AlertPatch::default()
+            })
+        )));
+        assert!(is_invalid(store.update_alert(
+            a.id,
+            alert.id,
+            AlertPatch {
+                delivery_config_id: Some(other.id),
+                ..AlertPatch::default()
+            }
+        )));
+        assert!(matches!(
+            store.update_alert(b.id, alert.id, AlertPatch::default()),
+            Err(ControlError::NotFound)
+        ));
+        assert_eq!(
+            store.alert(a.id, alert.id),
+            Some(alert.clone()),
+            "unchanged"
+        );
+
+        // A config in use cannot be removed.
+        assert!(is_conflict(store.remove_delivery_config(a.id, cfg.id)));
+        assert!(matches!(
+            store.remove_delivery_config(b.id, cfg.id),
+            Err(ControlError::NotFound)
+        ));
+
+        // Delivery configs.
+        for addr in [
+            "ops@example.com",
+            "a.b+c@mail.example.org",
+            "root@localhost",
+        ] {
+            store.add_delivery_config(b.id, email(addr)).unwrap();
+        }
+        for addr in [
+            "",
+            "ops",
+            "@example.com",
+            "ops@",
+            "a@b@c",
+            "ops @example.com",
+            "ops@exa mple.com",
+            "<ops@example.com>",
+            "ops@example..com",
+            "ops@-x.com",
+            "a,b@example.com",
+        ] {
+            assert!(
+                is_invalid(store.add_delivery_config(b.id, email(addr))),
+                "{addr:?}"
+            );
+        }
+        let url = |kind, u: &str| NewDeliveryConfig {
+            delivery_type: kind,
+            slack_url: u.into(),
+            ..slack()
+        };
+        store
+            .add_delivery_config(
+                a.id,
+                url(DeliveryType::Webhook, "http://127.0.0.1:8080/hook"),
+            )
+            .unwrap();
+        store
+            .add_delivery_config(a.id, url(DeliveryType::Slack, "HTTPS://hooks.example.com"))
+            .unwrap();
+        for u in [
+            "",
+            "hooks.example.com",
+            "ftp://x",
+            "http://",
+            "http:///path",
+            "https:// x.com",
+            "http://x.com/\u{7}",
+            "javascript:alert(1)",
+        ] {
+            assert!(
+                is_invalid(store.add_delivery_config(a.id, url(DeliveryType::Slack, u))),
+                "{u:?}"
+            );
+            assert!(
+                is_invalid(store.add_delivery_config(a.id, url(DeliveryType::Webhook, u))),
+                "{u:?}"
+            );
+        }
+        assert!(is_invalid(store.add_delivery_config(
+            a.id,
+            NewDeliveryConfig {
+                slack_channel: "#a\nb".into(),
+                ..slack()
+            }
+        )));
+        assert!(is_invalid(store.add_delivery_config(
+            a.id,
+            NewDeliveryConfig {
+                slack_url: format!("https://x.com/{}", "a".repeat(MAX_URL_LEN)),
+                ..slack()
+            }
+        )));
+        assert!(matches!(
+            store.add_delivery_config(99, slack()),
+            Err(ControlError::NotFound)
+        ));
+        drop(store);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn prefix_validation() {
+        let dir = tmpdir("prefix");
+        let mut store = ControlStore::open(&dir).unwrap();
+        let (a, _) = store.create_cache("a", 1 << 20).unwrap();
+        let (b, _) = store.create_cache("b", 1 << 20).unwrap();
+        store.add_prefix(a.id, "k").unwrap();
+        store.add_prefix(a.id, &"p".repeat(MAX_PREFIX_LEN)).unwrap();
+        store.add_prefix(a.id, "ünï:").unwrap();
+        for bad in [
+            String::new(),
+            "p".repeat(MAX_PREFIX_LEN + 1),
+            "a b".into(),
+            "a\tb".into(),
+            "a\r\n".into(),
+            "a\u{0}".into(),
+            "a\u{a0}b".into(),
+        ] {
+            assert!(is_invalid(store.add_prefix(a.id, &bad)), "{bad:?}");
+        }
+        assert!(is_conflict(store.add_prefix(a.id, "k")), "duplicate");
+        store.add_prefix(b.id, "k").unwrap();
+        assert!(matches!(
+            store.add_prefix(99, "k"),
+            Err(ControlError::NotFound)
+        ));
+        drop(store);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn per_cache_bounds() {
+        let dir = tmpdir("bounds");
+        let mut store = ControlStore::open(&dir).unwrap();
+        let (a, _) = store.create_cache("a", 1 << 20).unwrap();
+        let (b, _) = store.create_cache("b", 1 << 20).unwrap();
+        let mut cfgs = Vec::new();
+        for _ in 0..MAX_DELIVERY_CONFIGS_PER_CACHE {
+            cfgs.push(store.add_delivery_config(a.id, slack()).unwrap());
+        }
+        assert!(is_conflict(store.add_delivery_config(a.id, slack())));
+        for i in 0..MAX_ALERTS_PER_CACHE {
+            store
+                .add_alert(a.id, hit_rate(cfgs[i % cfgs.len()].id, 50))
+                .unwrap();
+        }
+        assert!(is_conflict(store.add_alert(a.id, hit_rate(cfgs[0].id, 50))));
+        for i in 0..MAX_WATCHED_PREFIXES_PER_CACHE {
+            store.add_prefix(a.id, &format!("p{i}:")).unwrap();
+        }
+        assert!(is_conflict(store.add_prefix(a.id, "one-more:")));
+        // Bounds are per cache.
+        let cfg_b = store.add_delivery_config(b.id, slack()).unwrap();
+        store.add_alert(b.id, hit_rate(cfg_b.id, 50)).unwrap();
+        store.add_prefix(b.id, "p0:").unwrap();
+        // The full state still loads.
+        drop(store);
+        let store = ControlStore::open(&dir).unwrap();
+        assert_eq!(store.alerts(a.id).len(), MAX_ALERTS_PER_CACHE);
+        drop(store);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn delete_cache_drops_its_objects() {
+        let dir = tmpdir("dropobjects");
+        let mut store = ControlStore::open(&dir).unwrap();
+        let (a, _) = store.create_cache("a", 1 << 20).unwrap();
+        let (b, _) = store.create_cache("b", 1 << 20).unwrap();
+        for c in [a.id, b.id] {
+            let cfg = store.add_delivery_config(c, slack()).unwrap();
+            store.add_alert(c, hit_rate(cfg.id, 50)).unwrap();
+            store.add_prefix(c, "x:").unwrap();
+            store.rotate_sso(c).unwrap();
+        }
+        store.delete_cache(a.id).unwrap();
+        assert!(store.alerts(a.id).is_empty());
+        assert!(store.delivery_configs(a.id).is_empty());
+        assert!(store.prefixes(a.id).is_empty());
+        assert_eq!(store.sso_secret(a.id), None);
+        assert!(store.registry().watched(a.id).is_empty());
+        assert_eq!(store.alerts(b.id).len(), 1);
+        assert_eq!(store.prefixes(b.id).len(), 1);
+        assert!(store.sso_secret(b.id).is_some());
+        drop(store);
+        let store = ControlStore::open(&dir).unwrap();
+        assert!(store.alerts(a.id).is_empty());
+        assert_eq!(store.alerts(b.id).len(), 1);
+        drop(store);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn files_without_the_new_fields_still_load() {
+        let dir = tmpdir("oldformat");
+        fs::create_dir_all(&dir).unwrap();
+        let old = r#"{ "format": 1, "revision": 2, "next_cache_id": 2,
+            "caches": [ { "id": 1, "name": "web", "memory_limit": 1048576,
+                          "enabled": true, "created": 1700000000 } ],
+            "credentials": [ { "username": "15F38E", "password": "52353F9F1C4017CC16FD348B982ED47D",
+                               "cache_id": 1, "caps": { "write": true, "flush": true, "api": true },
+                               "primary": true, "created": 1700000000 } ] }"#;
+        fs::write(dir.join(CONTROL_FILE), old).unwrap();
+        let mut store = ControlStore::open(&dir).unwrap();
+        assert!(store.alerts(1).is_empty());
+        assert_eq!(store.sso_secret(1), None);
+        let cfg = store.add_delivery_config(1, slack()).unwrap();
+        assert_eq!(cfg.id, 1, "object ids start at 1");
+        let v: serde_json::Value =
+            serde_json::from_slice(&fs::read(dir.join(CONTROL_FILE)).unwrap()).unwrap();
+        assert_eq!(v["format"], 1);
+        assert_eq!(v["next_object_id"], 2);
+        assert_eq!(v["delivery_configs"][0]["delivery_type"], "slack");
+        drop(store);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn state_check_rejects_broken_objects() {
+        let mut s = State::fresh();
+        s.next_cache_id = 3;
+        for id in [1, 2] {
+            s.caches.push(Cache {
+                id,
+                name: format!("c{id}"),
+                memory_limit: 1,
+                enabled: true,
+                created: 0,
+            });
+            let cred = s.new_credential(id, Caps::ALL, true).unwrap();
+            s.credentials.push(cred);
+        }
+        s.next_object_id = 4;
+        s.delivery_configs.push(DeliveryConfig {
+            id: 1,
+            cache_id: 1,
+            delivery_type: DeliveryType::Webhook,
+            email: String::new(),
+            slack_url: "http://127.0.0.1/".into(),
+            slack_channel: String::new(),
+        });
+        s.alerts.push(Alert {
+            id: 2,
+            cache_id: 1,
+            trigger_type: TriggerType::MemoryUsage,
+            trigger_threshold: 80,
+            delivery_config_id: 1,
+            description: String::new(),
+            enabled: true,
+        });
+        s.watched_prefixes.push(WatchedPrefix {
+            id: 3,
+            cache_id: 1,
+            name: "p:".into(),
+        });
+        s.sso_secrets.insert(1, "S".into());
+        assert_eq!(s.check(), Ok(()));
+        type Breaker = Box<dyn Fn(&mut State)>;
+        let broken: Vec<(&str, Breaker)> = vec![
+            ("next_object_id zero", Box::new(|s| s.next_object_id = 0)),
+            ("id not below next", Box::new(|s| s.next_object_id = 3)),
+            (
+                "id shared across spaces",
+                Box::new(|s| s.watched_prefixes[0].id = 2),
+            ),
+            ("zero id", Box::new(|s| s.alerts[0].id = 0)),
+            (
+                "missing cache",
+                Box::new(|s| s.watched_prefixes[0].cache_id = 7),
+            ),
+            (
+                "threshold",
+                Box::new(|s| s.alerts[0].trigger_threshold = 101),
+            ),
+            (
+                "config of another cache",
+                Box::new(|s| s.alerts[0].cache_id = 2),
+            ),
+            (
+                "missing config",
+                Box::new(|s| s.alerts[0].delivery_config_id = 3),
+            ),
+            (
+                "bad url",
+                Box::new(|s| s.delivery_configs[0].slack_url = "x".into()),
+            ),
+            (
+                "bad prefix",
+                Box::new(|s| s.watched_prefixes[0].name = "a b".into()),
+            ),
+            (
+                "duplicate prefix",
+                Box::new(|s| {
+                    s.next_object_id = 5;
+                    s.watched_prefixes.push(WatchedPrefix {
+                        id: 4,
+                        cache_id: 1,
+                        name: "p:".into(),
+                    })
+                }),
+            ),
+            (
+                "too many prefixes",
+                Box::new(|s| {
+                    for i in 0..MAX_WATCHED_PREFIXES_PER_CACHE as u64 {
+                        s.watched_prefixes.push(WatchedPrefix {
+                            id: 10 + i,
+                            cache_id: 1,
+                            name: format!("q{i}"),
+                        });
+                    }
+                    s.next_object_id = 100;
+                }),
+            ),
+            (
+                "sso of missing cache",
+                Box::new(|s| {
+                    s.sso_secrets.insert(9, "S".into());
+                }),
+            ),
+            (
+                "empty sso",
+                Box::new(|s| {
+                    s.sso_secrets.insert(2, String::new());
+                }),
+            ),
+        ];
+        for (what, breaker) in broken {
+            let mut b = s.clone();
+            breaker(&mut b);
+            assert!(b.check().is_err(), "{what}");
+        }
     }
 
     #[test]

@@ -354,10 +354,20 @@ impl Server {
         auth: Option<(&str, &str)>,
         body: Option<&str>,
     ) -> (u16, serde_json::Value) {
+        self.http(method, &format!("/api/v2{path}"), auth, body)
+    }
+
+    /// One HTTP request to the admin endpoint at `path` (see `api_v2`).
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Option<(&str, &str)>,
+        body: Option<&str>,
+    ) -> (u16, serde_json::Value) {
         let mut c = TcpStream::connect(self.admin.unwrap()).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut req =
-            format!("{method} /api/v2{path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n");
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n");
         if let Some((u, p)) = auth {
             req.push_str(&format!(
                 "Authorization: Basic {}\r\n",
@@ -378,5 +388,56 @@ impl Server {
             status,
             serde_json::from_str(text).unwrap_or(serde_json::Value::Null),
         )
+    }
+}
+
+/// A hosted cache and its primary credential.
+pub struct Cred {
+    pub cache: u32,
+    pub user: String,
+    pub pass: String,
+}
+
+impl Cred {
+    /// HTTP Basic credentials for `Server::api_v2`.
+    pub fn basic(&self) -> Option<(&str, &str)> {
+        Some((self.user.as_str(), self.pass.as_str()))
+    }
+}
+
+/// The value after `key` on its line of `out`.
+pub fn line_value(out: &str, key: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap_or_else(|| panic!("no {key} in {out}"))
+        .trim()
+        .to_string()
+}
+
+impl Server {
+    /// `shoal cache create --name NAME --memory MEMORY`: the id and primary credential.
+    pub fn create_cache(&self, name: &str, memory: &str) -> Cred {
+        let out = self
+            .ctl(&["cache", "create", "--name", name, "--memory", memory])
+            .unwrap();
+        let cache = line_value(&out, "Created cache ")
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        Cred {
+            cache,
+            user: line_value(&out, "MEMCACHIER_USERNAME="),
+            pass: line_value(&out, "MEMCACHIER_PASSWORD="),
+        }
+    }
+
+    /// A data connection authenticated as `user` (MemCachier's ASCII auth).
+    pub fn login(&self, user: &str, pass: &str) -> Client {
+        let mut c = self.connect();
+        let r = c.call(&format!("set {user} 0 0 {}\r\n{pass}\r\n", pass.len()));
+        assert_eq!(r, "STORED\r\n", "auth as {user}");
+        c
     }
 }

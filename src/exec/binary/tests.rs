@@ -659,3 +659,65 @@ fn stat_groups_and_terminator() {
         assert_error(&v[0], Status::KeyNotFound, op::STAT, 77);
     }
 }
+
+#[test]
+fn introspection_records_each_binary_request_once() {
+    let mut s = shard();
+    s.enable_introspection(1);
+    set(&mut s, b"k", b"hello", 0);
+    let exp = 100u32.to_be_bytes();
+    for code in [op::GET, op::GETK] {
+        run1(&mut s, &req(code, b"", b"k", b"", 0, 0));
+    }
+    run_silent(&mut s, &req(op::GETQ, b"", b"nx", b"", 0, 0));
+    run1(&mut s, &req(op::GAT, &exp, b"k", b"", 0, 0));
+    run1(&mut s, &req(op::TOUCH, &exp, b"k", b"", 0, 0));
+    run1(&mut s, &req(op::TOUCH, &exp, b"nx", b"", 0, 0));
+    // Add on a present key, CAS mismatch on delete and incr.
+    run1(&mut s, &req(op::ADD, &set_extras(0, 0), b"k", b"v", 0, 0));
+    run1(&mut s, &req(op::DELETE, b"", b"k", b"", 0, 999));
+    run1(&mut s, &req(op::SET, &set_extras(0, 0), b"n", b"5", 0, 0));
+    run1(
+        &mut s,
+        &req(op::INCREMENT, &arith_extras(1, 0, 0), b"n", b"", 0, 999),
+    );
+    run1(
+        &mut s,
+        &req(op::INCREMENT, &arith_extras(1, 0, 0), b"n", b"", 0, 0),
+    );
+    // A missing counter created with its initial value: an incr miss.
+    run1(
+        &mut s,
+        &req(op::DECREMENT, &arith_extras(1, 42, 0), b"c", b"", 0, 0),
+    );
+    run1(&mut s, &req(op::DELETE, b"", b"k", b"", 0, 0));
+    let log: Vec<(Vec<u8>, &str, &str, u32)> = s
+        .introspect
+        .as_ref()
+        .unwrap()
+        .report()
+        .log
+        .into_iter()
+        .map(|e| (e.key, e.cmd, e.status, e.size))
+        .collect();
+    let want: Vec<(Vec<u8>, &str, &str, u32)> = [
+        (&b"k"[..], "SET", "STORED", 5),
+        (b"k", "GET", "HIT", 5),
+        (b"k", "GET", "HIT", 5),
+        (b"nx", "GET", "MISS", 0),
+        (b"k", "GAT", "HIT", 5),
+        (b"k", "TOUCH", "TOUCHED", 5),
+        (b"nx", "TOUCH", "NOT_FOUND", 0),
+        (b"k", "ADD", "NOT_STORED", 1),
+        (b"k", "DELETE", "EXISTS", 0),
+        (b"n", "SET", "STORED", 1),
+        (b"n", "INCR", "EXISTS", 0),
+        (b"n", "INCR", "HIT", 1),
+        (b"c", "DECR", "MISS", 2),
+        (b"k", "DELETE", "DELETED", 0),
+    ]
+    .into_iter()
+    .map(|(k, c, st, n)| (k.to_vec(), c, st, n))
+    .collect();
+    assert_eq!(log, want);
+}

@@ -1,0 +1,358 @@
+//! MemCachier API v2 introspection routes, under `/api/v2/caches/:id/`:
+//!
+//! | route | success |
+//! | --- | --- |
+//! | `GET introspection/recent_logs` | 200 `{server: [{timestamp, key, command, status, size}]}`, the last 100 |
+//! | `GET introspection/compound_stats?startTime=&endTime=` | 200 `[{name, columns, values}]` |
+//! | `GET introspection/popular_items` | 200 `{time_slice, most_hit_keys, most_missed_keys, most_mutated_keys, popular_prefixes}` |
+//! | `GET introspection/key_stats?key=` | 200 `[{timestamp, name, size, hit_count, miss_count, mutation_count, in_cache}]` |
+//! | `GET introspection/prefixes` | 200 `[{id, name}]` |
+//! | `POST introspection/prefixes {name}` | 200 `{id, name}` |
+//! | `DELETE introspection/prefixes/:prefix_id` | 204 |
+//! | `GET introspection/prefixes/:prefix_id/stats?startTime=&endTime=` | 200 `[{name, columns, values}]` |
+//! | `GET introspection/prefixes/:prefix_id/popular_items` | 200 as popular_items, the prefix's keys |
+//!
+//! The numbers come from the cores (`probe.rs`): each keeps, per cache, a
+//! ring of its last 100 commands and Space-Saving top-K sketches fed by a
+//! sample of requests (`crate::introspect`), so nothing here scans a cache
+//! for popular items. Watched prefixes' key counts and sizes are a walk of
+//! the cache's store, taken on the history's sampling interval.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::api_v2::authorize;
+use super::body::{parse_json, ApiError};
+use super::history::{iso8601, parse_time};
+use super::probe::{ask, Probe};
+use super::routes::{lock, mutate};
+use super::AdminState;
+use crate::introspect::{merge_logs, merge_popular, CoreReport, Popular, Top, LOG_LEN};
+use crate::tenancy::{Cache, WatchedPrefix};
+
+type Shared = State<Arc<AdminState>>;
+type ApiResult = Result<Response, ApiError>;
+
+/// Entries in each popular-items list.
+const TOP: usize = 10;
+
+pub(crate) fn router() -> Router<Arc<AdminState>> {
+    Router::new()
+        .route("/caches/{id}/introspection/recent_logs", get(recent_logs))
+        .route(
+            "/caches/{id}/introspection/compound_stats",
+            get(compound_stats),
+        )
+        .route(
+            "/caches/{id}/introspection/popular_items",
+            get(popular_items),
+        )
+        .route("/caches/{id}/introspection/key_stats", get(key_stats))
+        .route(
+            "/caches/{id}/introspection/prefixes",
+            get(list_prefixes).post(watch_prefix),
+        )
+        .route(
+            "/caches/{id}/introspection/prefixes/{prefix_id}",
+            axum::routing::delete(unwatch_prefix),
+        )
+        .route(
+            "/caches/{id}/introspection/prefixes/{prefix_id}/stats",
+            get(prefix_stats),
+        )
+        .route(
+            "/caches/{id}/introspection/prefixes/{prefix_id}/popular_items",
+            get(prefix_popular_items),
+        )
+}
+
+/// `startTime`/`endTime` (ISO 8601 or unix seconds), by default the last 24 h.
+pub(super) fn time_range(q: &HashMap<String, String>) -> Result<(u64, u64), ApiError> {
+    let now = crate::clock::unix_now() as u64;
+    let time = |key: &str, default: u64| match q.get(key) {
+        None => Ok(default),
+        Some(v) => parse_time(v).ok_or_else(|| ApiError::invalid(format!("bad {key}: {v}"))),
+    };
+    let end = time("endTime", now)?;
+    let start = time("startTime", end.saturating_sub(86_400))?;
+    if start > end {
+        return Err(ApiError::invalid("startTime is after endTime"));
+    }
+    Ok((start, end))
+}
+
+/// This node's name in per-server answers.
+fn server_name(state: &AdminState) -> String {
+    state.servers.split(',').next().unwrap_or("").to_string()
+}
+
+/// Every core's introspection report for `cache`.
+async fn reports(cache: u32) -> Result<Vec<CoreReport>, ApiError> {
+    let answers = ask(Probe {
+        cache,
+        report: true,
+        ..Probe::default()
+    })
+    .await?;
+    Ok(answers.into_iter().filter_map(|a| a.report).collect())
+}
+
+fn name(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn tops_json(tops: &[Top]) -> Value {
+    tops.iter()
+        .map(|t| json!({ "name": name(&t.name), "popularity": t.popularity }))
+        .collect()
+}
+
+fn popular_json(p: &Popular) -> Value {
+    json!({
+        "time_slice": p.time_slice_ns,
+        "most_hit_keys": tops_json(&p.most_hit_keys),
+        "most_missed_keys": tops_json(&p.most_missed_keys),
+        "most_mutated_keys": tops_json(&p.most_mutated_keys),
+        "popular_prefixes": tops_json(&p.popular_prefixes),
+    })
+}
+
+async fn recent_logs(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let cache = authorize(&state, &headers, &id)?;
+    let reports = reports(cache.id).await?;
+    let lines: Vec<Value> = merge_logs(&reports, LOG_LEN)
+        .iter()
+        .map(|e| {
+            json!({
+                "timestamp": iso8601(e.time as u64),
+                "key": name(&e.key),
+                "command": e.cmd,
+                "status": e.status,
+                "size": e.size,
+            })
+        })
+        .collect();
+    let mut by_server = serde_json::Map::new();
+    by_server.insert(server_name(&state), Value::Array(lines));
+    Ok(Json(Value::Object(by_server)).into_response())
+}
+
+async fn compound_stats(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let cache = authorize(&state, &headers, &id)?;
+    let (start, end) = time_range(&q)?;
+    let history = state.history.lock().unwrap_or_else(|e| e.into_inner());
+    Ok(Json(history.compound(cache.id, start, end)).into_response())
+}
+
+async fn popular_items(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let cache = authorize(&state, &headers, &id)?;
+    let reports = reports(cache.id).await?;
+    let parts: Vec<&Popular> = reports.iter().map(|r| &r.popular).collect();
+    Ok(Json(popular_json(&merge_popular(&parts, TOP))).into_response())
+}
+
+async fn key_stats(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let cache = authorize(&state, &headers, &id)?;
+    let key = q
+        .get("key")
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| ApiError::invalid("query parameter key is required"))?;
+    if key.len() > 250 {
+        return Err(ApiError::invalid("key is longer than 250 bytes"));
+    }
+    let answers = ask(Probe {
+        cache: cache.id,
+        key: Some(key.as_bytes().to_vec()),
+        ..Probe::default()
+    })
+    .await?;
+    // Only the owner core has the item; the sketches of all cores add up.
+    let (mut size, mut hits, mut misses, mut mutations) = (None, 0, 0, 0);
+    for k in answers.iter().filter_map(|a| a.key.as_ref()) {
+        size = size.or(k.size);
+        hits += k.hits;
+        misses += k.misses;
+        mutations += k.mutations;
+    }
+    Ok(Json(json!([{
+        "timestamp": iso8601(crate::clock::unix_now() as u64),
+        "name": key,
+        "size": size.unwrap_or(0),
+        "hit_count": hits,
+        "miss_count": misses,
+        "mutation_count": mutations,
+        "in_cache": size.is_some(),
+    }]))
+    .into_response())
+}
+
+fn prefix_json(p: &WatchedPrefix) -> Value {
+    json!({ "id": p.id, "name": p.name })
+}
+
+async fn list_prefixes(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let cache = authorize(&state, &headers, &id)?;
+    let list: Vec<Value> = lock(&state)
+        .prefixes(cache.id)
+        .iter()
+        .map(prefix_json)
+        .collect();
+    Ok(Json(Value::Array(list)).into_response())
+}
+
+#[derive(Deserialize)]
+struct PrefixBody {
+    name: String,
+}
+
+async fn watch_prefix(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let cache = authorize(&state, &headers, &id)?;
+    let req: PrefixBody = parse_json(&body)?;
+    let p = mutate(&state, |s| s.add_prefix(cache.id, &req.name))?;
+    Ok(Json(prefix_json(&p)).into_response())
+}
+
+/// The cache and its watched prefix `raw` (400 not a number, 404 not one
+/// of this cache's).
+fn watched(
+    state: &AdminState,
+    headers: &HeaderMap,
+    id: &str,
+    raw: &str,
+) -> Result<(Cache, WatchedPrefix), ApiError> {
+    let cache = authorize(state, headers, id)?;
+    let pid: u64 = raw
+        .parse()
+        .map_err(|_| ApiError::invalid("The specified prefix ID is invalid (not a number)."))?;
+    let prefix = lock(state)
+        .prefixes(cache.id)
+        .into_iter()
+        .find(|p| p.id == pid)
+        .ok_or_else(|| ApiError::not_found("Prefix not found."))?;
+    Ok((cache, prefix))
+}
+
+async fn unwatch_prefix(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path((id, pid)): Path<(String, String)>,
+) -> ApiResult {
+    let (cache, prefix) = watched(&state, &headers, &id, &pid)?;
+    mutate(&state, |s| s.remove_prefix(cache.id, prefix.id))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn prefix_stats(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path((id, pid)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let (_, prefix) = watched(&state, &headers, &id, &pid)?;
+    let (start, end) = time_range(&q)?;
+    let history = state.history.lock().unwrap_or_else(|e| e.into_inner());
+    Ok(Json(history.prefix_stats(prefix.id, start, end)).into_response())
+}
+
+async fn prefix_popular_items(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path((id, pid)): Path<(String, String)>,
+) -> ApiResult {
+    let (cache, prefix) = watched(&state, &headers, &id, &pid)?;
+    let reports = reports(cache.id).await?;
+    let parts: Vec<&Popular> = reports
+        .iter()
+        .flat_map(|r| r.watched.iter())
+        .filter(|w| w.id == prefix.id)
+        .map(|w| &w.popular)
+        .collect();
+    Ok(Json(popular_json(&merge_popular(&parts, TOP))).into_response())
+}
+
+/// One sampling round's prefix numbers for the history: for every cache
+/// with watched prefixes, each prefix's (id, [keys, bytes, hits, misses,
+/// mutations]) summed over the cores.
+pub(super) async fn sample_prefixes(state: &AdminState) -> Vec<(u64, Vec<u64>)> {
+    let watched: Vec<(u32, Vec<WatchedPrefix>)> = {
+        let store = lock(state);
+        store
+            .caches()
+            .iter()
+            .map(|c| (c.id, store.prefixes(c.id)))
+            .filter(|(_, p)| !p.is_empty())
+            .collect()
+    };
+    let mut out = Vec::new();
+    for (cache, prefixes) in watched {
+        let probe = Probe {
+            cache,
+            report: true,
+            scan: prefixes
+                .iter()
+                .map(|p| p.name.as_bytes().to_vec())
+                .collect(),
+            ..Probe::default()
+        };
+        let Ok(answers) = ask(probe).await else {
+            continue;
+        };
+        for (i, p) in prefixes.iter().enumerate() {
+            let mut v = vec![0u64; 5];
+            for a in &answers {
+                if let Some((keys, bytes)) = a.scan.get(i) {
+                    v[0] += keys;
+                    v[1] += bytes;
+                }
+                let counters = a
+                    .report
+                    .iter()
+                    .flat_map(|r| r.watched.iter())
+                    .filter(|w| w.id == p.id);
+                for w in counters {
+                    v[2] += w.hits;
+                    v[3] += w.misses;
+                    v[4] += w.mutations;
+                }
+            }
+            out.push((p.id, v));
+        }
+    }
+    out
+}
