@@ -280,7 +280,18 @@ impl History {
     /// {server}, columns: [time, duration], values}]`. Intervals without
     /// requests have no row.
     pub fn latency(&self, cache: u32, start: u64, end: u64, server: &str) -> Value {
-        let (_, pts) = points_of(self.latency.get(&cache), start, end);
+        let (_, mut pts) = points_of(self.latency.get(&cache), start, end);
+        // A series still in its first bucket: the counters started at zero
+        // with the series, so its only point's mean covers everything.
+        let zero = Point {
+            t: 0,
+            v: vec![0, 0],
+        };
+        if self.latency.get(&cache).is_some_and(|t| t[0].points.len() == 1)
+            && pts.last().is_some_and(|p| p.t >= start)
+        {
+            pts = vec![&zero, pts[pts.len() - 1]];
+        }
         let values: Vec<Value> = rows(&pts, start, |a, b| {
             let (n, ns) = if b.v[0] >= a.v[0] && b.v[1] >= a.v[1] {
                 (b.v[0] - a.v[0], b.v[1] - a.v[1])

@@ -309,7 +309,16 @@ async fn prefix_popular_items(
 /// One sampling round's prefix numbers for the history: for every cache
 /// with watched prefixes, each prefix's (id, [keys, bytes, hits, misses,
 /// mutations]) summed over the cores.
-pub(super) async fn sample_prefixes(state: &AdminState) -> Vec<(u64, Vec<u64>)> {
+///
+/// Keys and bytes come from a walk of the cache's store, which holds its
+/// core for time proportional to the cache's items; so it is done only when
+/// `scan` is set (every few rounds) and `walked` keeps the last walk's
+/// numbers for the rounds between. A prefix not walked yet is.
+pub(super) async fn sample_prefixes(
+    state: &AdminState,
+    scan: bool,
+    walked: &mut HashMap<u64, (u64, u64)>,
+) -> Vec<(u64, Vec<u64>)> {
     let watched: Vec<(u32, Vec<WatchedPrefix>)> = {
         let store = lock(state);
         store
@@ -319,27 +328,34 @@ pub(super) async fn sample_prefixes(state: &AdminState) -> Vec<(u64, Vec<u64>)> 
             .filter(|(_, p)| !p.is_empty())
             .collect()
     };
+    walked.retain(|id, _| watched.iter().any(|(_, ps)| ps.iter().any(|p| p.id == *id)));
     let mut out = Vec::new();
     for (cache, prefixes) in watched {
+        let walk = scan || prefixes.iter().any(|p| !walked.contains_key(&p.id));
         let probe = Probe {
             cache,
             report: true,
-            scan: prefixes
-                .iter()
-                .map(|p| p.name.as_bytes().to_vec())
-                .collect(),
+            scan: if walk {
+                prefixes.iter().map(|p| p.name.as_bytes().to_vec()).collect()
+            } else {
+                Vec::new()
+            },
             ..Probe::default()
         };
         let Ok(answers) = ask(probe).await else {
             continue;
         };
         for (i, p) in prefixes.iter().enumerate() {
-            let mut v = vec![0u64; 5];
+            if walk {
+                let sum = answers.iter().filter_map(|a| a.scan.get(i)).fold(
+                    (0, 0),
+                    |(k, b), (keys, bytes)| (k + keys, b + bytes),
+                );
+                walked.insert(p.id, sum);
+            }
+            let (keys, bytes) = walked.get(&p.id).copied().unwrap_or_default();
+            let mut v = vec![keys, bytes, 0, 0, 0];
             for a in &answers {
-                if let Some((keys, bytes)) = a.scan.get(i) {
-                    v[0] += keys;
-                    v[1] += bytes;
-                }
                 let counters = a
                     .report
                     .iter()
