@@ -14,52 +14,14 @@ use std::time::Duration;
 /// How long an alert may take to be delivered (many sampling rounds).
 const WAIT: Duration = Duration::from_secs(15);
 
-struct Tenant {
-    cache: u32,
-    user: String,
-    pass: String,
-}
-
-impl Tenant {
-    fn auth(&self) -> Option<(&str, &str)> {
-        Some((self.user.as_str(), self.pass.as_str()))
-    }
-}
-
-fn value(out: &str, key: &str) -> String {
-    out.lines()
-        .find_map(|l| l.strip_prefix(key))
-        .unwrap_or_else(|| panic!("no {key} in {out}"))
-        .trim()
-        .to_string()
-}
+type Tenant = common::Cred;
 
 fn tenant(s: &Server, name: &str, memory: &str) -> Tenant {
-    let out = s
-        .ctl(&["cache", "create", "--name", name, "--memory", memory])
-        .unwrap();
-    Tenant {
-        cache: value(&out, "Created cache ")
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap(),
-        user: value(&out, "MEMCACHIER_USERNAME="),
-        pass: value(&out, "MEMCACHIER_PASSWORD="),
-    }
+    s.create_cache(name, memory)
 }
 
 fn login(s: &Server, t: &Tenant) -> Client {
-    let mut c = s.connect();
-    let r = c.call(&format!(
-        "set {} 0 0 {}\r\n{}\r\n",
-        t.user,
-        t.pass.len(),
-        t.pass
-    ));
-    assert_eq!(r, "STORED\r\n");
-    c
+    s.login(&t.user, &t.pass)
 }
 
 /// A server sampling every 0.2 s, with email alerts relayed to `smtp`.
@@ -81,7 +43,7 @@ fn call(s: &Server, t: &Tenant, method: &str, rest: &str, body: Option<&str>) ->
     s.api_v2(
         method,
         &format!("/caches/{}/{rest}", t.cache),
-        t.auth(),
+        t.basic(),
         body,
     )
 }
@@ -266,15 +228,18 @@ fn routes_and_status_codes() {
 
     // Authentication and authorization, as in the rest of API v2.
     let path = format!("/caches/{}/alerts", a.cache);
-    assert_eq!(s.api_v2("GET", "/caches/abc/alerts", a.auth(), None).0, 400);
+    assert_eq!(
+        s.api_v2("GET", "/caches/abc/alerts", a.basic(), None).0,
+        400
+    );
     assert_eq!(s.api_v2("GET", &path, None, None).0, 401);
     assert_eq!(
         s.api_v2("GET", &path, Some((&a.user, "wrong")), None).0,
         401
     );
-    assert_eq!(s.api_v2("GET", &path, b.auth(), None).0, 403);
+    assert_eq!(s.api_v2("GET", &path, b.basic(), None).0, 403);
     assert_eq!(
-        s.api_v2("GET", &format!("{path}/configs"), b.auth(), None)
+        s.api_v2("GET", &format!("{path}/configs"), b.basic(), None)
             .0,
         403
     );

@@ -3,39 +3,12 @@
 //! that agree with `stats` on a data connection of the same cache.
 
 mod common;
-use common::{eventually, Client, Server};
+use common::{eventually, line_value as value, Client, Cred, Server};
 use serde_json::Value;
 use std::time::Duration;
 
-struct Cred {
-    cache: u32,
-    user: String,
-    pass: String,
-}
-
-fn value(out: &str, key: &str) -> String {
-    out.lines()
-        .find_map(|l| l.strip_prefix(key))
-        .unwrap_or_else(|| panic!("no {key} in {out}"))
-        .trim()
-        .to_string()
-}
-
 fn create(s: &Server, name: &str) -> Cred {
-    let out = s
-        .ctl(&["cache", "create", "--name", name, "--memory", "8MB"])
-        .unwrap();
-    let cache = value(&out, "Created cache ")
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    Cred {
-        cache,
-        user: value(&out, "MEMCACHIER_USERNAME="),
-        pass: value(&out, "MEMCACHIER_PASSWORD="),
-    }
+    s.create_cache(name, "8MB")
 }
 
 /// One API v2 request (see `Server::api_v2`).
@@ -50,10 +23,7 @@ fn api(
 }
 
 fn login(s: &Server, user: &str, pass: &str) -> Client {
-    let mut c = s.connect();
-    let r = c.call(&format!("set {user} 0 0 {}\r\n{pass}\r\n", pass.len()));
-    assert_eq!(r, "STORED\r\n", "auth as {user}");
-    c
+    s.login(user, pass)
 }
 
 fn api_v2_routes(cores: usize) {
@@ -223,24 +193,59 @@ at_1_and_2_cores! {
     routes => api_v2_routes;
 }
 
-/// The routes of `api_v2.rs`'s router, read from its source: (path as the
+/// The routes of the API v2 routers, read from their sources: (path as the
 /// OpenAPI document writes it, lower-case method).
 fn api_v2_routes_in_source() -> Vec<(String, String)> {
-    let src = include_str!("../src/admin/api_v2.rs");
-    let start = src.find("fn router()").expect("router fn in api_v2.rs");
-    let body = &src[start..];
-    let body = &body[..body.find("\n}\n").expect("end of router fn")];
+    let sources = [
+        (
+            include_str!("../src/admin/api_v2.rs"),
+            "fn router()",
+            "/api/v2",
+        ),
+        (
+            include_str!("../src/admin/insight.rs"),
+            "fn router()",
+            "/api/v2",
+        ),
+        (
+            include_str!("../src/admin/introspection.rs"),
+            "fn router()",
+            "/api/v2",
+        ),
+        (
+            include_str!("../src/admin/alerts.rs"),
+            "fn router()",
+            "/api/v2",
+        ),
+        (
+            include_str!("../src/admin/manage.rs"),
+            "fn router()",
+            "/api/v2",
+        ),
+        (
+            include_str!("../src/admin/manage.rs"),
+            "fn sso_router()",
+            "",
+        ),
+    ];
     let mut routes = Vec::new();
-    for chunk in body.split(".route(").skip(1) {
-        let path = chunk.split('"').nth(1).expect("route path literal");
-        for method in ["get", "post", "put", "patch", "delete"] {
-            let called = chunk.match_indices(&format!("{method}(")).any(|(i, _)| {
-                i == 0
-                    || !chunk.as_bytes()[i - 1].is_ascii_alphanumeric()
-                        && chunk.as_bytes()[i - 1] != b'_'
-            });
-            if called {
-                routes.push((format!("/api/v2{path}"), method.to_string()));
+    for (src, func, prefix) in sources {
+        let start = src
+            .find(func)
+            .unwrap_or_else(|| panic!("{func} in a router source"));
+        let body = &src[start..];
+        let body = &body[..body.find("\n}\n").expect("end of router fn")];
+        for chunk in body.split(".route(").skip(1) {
+            let path = chunk.split('"').nth(1).expect("route path literal");
+            for method in ["get", "post", "put", "patch", "delete"] {
+                let called = chunk.match_indices(&format!("{method}(")).any(|(i, _)| {
+                    i == 0
+                        || !chunk.as_bytes()[i - 1].is_ascii_alphanumeric()
+                            && chunk.as_bytes()[i - 1] != b'_'
+                });
+                if called {
+                    routes.push((format!("{prefix}{path}"), method.to_string()));
+                }
             }
         }
     }
@@ -271,10 +276,33 @@ fn openapi_document_describes_every_route() {
             "no {method} {path} in the document"
         );
     }
-    for path in doc["paths"].as_object().unwrap().keys() {
+    // And every documented operation is served: with real ids, none is
+    // answered by the fallback ("no such route") or 405.
+    let a = s.create_cache("alpha", "8MB");
+    for (path, ops) in doc["paths"].as_object().unwrap() {
         assert!(
-            path.starts_with("/api/v2/"),
-            "{path} is not an /api/v2 route"
+            path.starts_with("/api/v2/") || path.starts_with("/sso/"),
+            "{path} is not an /api/v2 or /sso route"
         );
+        for method in ops.as_object().unwrap().keys() {
+            if method == "parameters" {
+                continue;
+            }
+            assert!(
+                routes.iter().any(|(p, m)| p == path && m == method),
+                "{method} {path} is documented but not in a router"
+            );
+            let url = path
+                .replace("{id}", &a.cache.to_string())
+                .replace("{username}", "000000")
+                .replace("{alert_id}", "999999")
+                .replace("{config_id}", "999999")
+                .replace("{prefix_id}", "999999");
+            let (status, body) = s.http(&method.to_uppercase(), &url, a.basic(), Some("{}"));
+            assert!(
+                status != 405 && body["message"] != "no such route",
+                "{method} {url}: {status} {body}"
+            );
+        }
     }
 }

@@ -77,7 +77,12 @@ fn introspection(cores: usize) {
     }
 
     // popular_items: exact counts with every request sampled.
-    let (st, pop) = s.api_v2("GET", &path(&a, "introspection/popular_items"), a.basic(), None);
+    let (st, pop) = s.api_v2(
+        "GET",
+        &path(&a, "introspection/popular_items"),
+        a.basic(),
+        None,
+    );
     assert_eq!(st, 200, "{pop}");
     let hit = names(&pop["most_hit_keys"]);
     assert_eq!(hit[0], ("user:1".to_string(), 30), "{pop}");
@@ -105,10 +110,17 @@ fn introspection(cores: usize) {
     assert_eq!(st, 200, "{ks}");
     let k = &ks[0];
     assert_eq!(
-        (k["name"].clone(), k["hit_count"].clone(), k["miss_count"].clone()),
+        (
+            k["name"].clone(),
+            k["hit_count"].clone(),
+            k["miss_count"].clone()
+        ),
         (json!("user:1"), json!(30), json!(0))
     );
-    assert_eq!((k["in_cache"].clone(), k["size"].clone()), (json!(true), json!(13)));
+    assert_eq!(
+        (k["in_cache"].clone(), k["size"].clone()),
+        (json!(true), json!(13))
+    );
     let (_, gone) = s.api_v2(
         "GET",
         &path(&a, "introspection/key_stats?key=user:5"),
@@ -116,18 +128,29 @@ fn introspection(cores: usize) {
         None,
     );
     assert_eq!(gone[0]["in_cache"], json!(false), "{gone}");
-    assert_eq!(gone[0]["mutation_count"], json!(2), "set and delete: {gone}");
+    assert_eq!(
+        gone[0]["mutation_count"],
+        json!(2),
+        "set and delete: {gone}"
+    );
     let (st, _) = s.api_v2("GET", &path(&a, "introspection/key_stats"), a.basic(), None);
     assert_eq!(st, 400, "key is required");
 
     // recent_logs: the last 100 commands of this cache only.
-    let (st, logs) = s.api_v2("GET", &path(&a, "introspection/recent_logs"), a.basic(), None);
+    let (st, logs) = s.api_v2(
+        "GET",
+        &path(&a, "introspection/recent_logs"),
+        a.basic(),
+        None,
+    );
     assert_eq!(st, 200, "{logs}");
     let servers = logs.as_object().unwrap();
     assert_eq!(servers.len(), 1);
     let lines = servers.values().next().unwrap().as_array().unwrap();
     assert_eq!(lines.len(), 100);
-    assert!(lines.iter().all(|l| !l["key"].as_str().unwrap().starts_with("beta")));
+    assert!(lines
+        .iter()
+        .all(|l| !l["key"].as_str().unwrap().starts_with("beta")));
     let last4: Vec<(String, String, String)> = lines[96..]
         .iter()
         .map(|l| {
@@ -162,7 +185,11 @@ fn introspection(cores: usize) {
     for e in &expect {
         assert!(all.contains(e), "{e:?} missing from {all:?}");
     }
-    let first = ("SET".to_string(), "user:1".to_string(), "STORED".to_string());
+    let first = (
+        "SET".to_string(),
+        "user:1".to_string(),
+        "STORED".to_string(),
+    );
     assert!(!all.contains(&first), "the oldest command was kept");
     assert!(lines[0]["timestamp"].as_str().unwrap().ends_with('Z'));
 
@@ -171,7 +198,12 @@ fn introspection(cores: usize) {
     assert_eq!(dc.set("only", b"12345"), "STORED\r\n");
     assert!(dc.get("only").is_some());
     assert!(dc.get("nope").is_none());
-    let (_, logs) = s.api_v2("GET", &path(&c, "introspection/recent_logs"), c.basic(), None);
+    let (_, logs) = s.api_v2(
+        "GET",
+        &path(&c, "introspection/recent_logs"),
+        c.basic(),
+        None,
+    );
     let mut lines: Vec<(String, String, String, u64)> = logs
         .as_object()
         .unwrap()
@@ -255,27 +287,54 @@ fn introspection(cores: usize) {
             .and_then(|rows| rows.last())
             .is_some_and(|row| row[1] == json!(5) && row[2] == json!(bytes))
     });
-    assert!(sampled, "prefix stats never showed 5 keys / {bytes} bytes: {last}");
+    assert!(
+        sampled,
+        "prefix stats never showed 5 keys / {bytes} bytes: {last}"
+    );
     assert_eq!(
         last[0]["columns"],
-        json!(["time", "num_keys", "total_size", "total_hits_rate", "total_misses_rate", "total_mutations_rate"])
+        json!([
+            "time",
+            "num_keys",
+            "total_size",
+            "total_hits_rate",
+            "total_misses_rate",
+            "total_mutations_rate"
+        ])
     );
     let (_, p) = s.api_v2("GET", &popular_path, a.basic(), None);
     let missed = names(&p["most_missed_keys"]);
     assert_eq!(missed[0], ("user:9".to_string(), 3), "{p}");
     // Gets sent before the cores saw the prefix are not the prefix's.
     let hits = names(&p["most_hit_keys"])[0].1;
-    assert!((1..=watched_hits).contains(&hits), "{hits} of {watched_hits}");
     assert!(
-        names(&p["most_hit_keys"]).iter().all(|t| t.0.starts_with("user:")),
+        (1..=watched_hits).contains(&hits),
+        "{hits} of {watched_hits}"
+    );
+    assert!(
+        names(&p["most_hit_keys"])
+            .iter()
+            .all(|t| t.0.starts_with("user:")),
         "{p}"
     );
     assert_eq!(
-        s.api_v2("GET", &path(&a, "introspection/prefixes/xyz/stats"), a.basic(), None).0,
+        s.api_v2(
+            "GET",
+            &path(&a, "introspection/prefixes/xyz/stats"),
+            a.basic(),
+            None
+        )
+        .0,
         400
     );
     assert_eq!(
-        s.api_v2("GET", &path(&b, &format!("introspection/prefixes/{pid}/stats")), b.basic(), None).0,
+        s.api_v2(
+            "GET",
+            &path(&b, &format!("introspection/prefixes/{pid}/stats")),
+            b.basic(),
+            None
+        )
+        .0,
         404,
         "another cache's prefix"
     );
@@ -288,7 +347,12 @@ fn introspection(cores: usize) {
     let mut last = Value::Null;
     let items: u64 = da.stats("")["curr_items"].parse().unwrap();
     let ok = eventually(Duration::from_secs(10), || {
-        let (st, v) = s.api_v2("GET", &path(&a, "introspection/compound_stats"), a.basic(), None);
+        let (st, v) = s.api_v2(
+            "GET",
+            &path(&a, "introspection/compound_stats"),
+            a.basic(),
+            None,
+        );
         assert_eq!(st, 200);
         last = v.clone();
         v[0]["values"]
@@ -298,7 +362,12 @@ fn introspection(cores: usize) {
     });
     assert!(ok, "compound_stats never showed {items} keys: {last}");
     let bytes_now: u64 = da.stats("")["bytes"].parse().unwrap();
-    let row = last[0]["values"].as_array().unwrap().last().unwrap().clone();
+    let row = last[0]["values"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
     assert_eq!(row[2], json!(bytes_now), "{last}");
     let (st, lat) = s.api_v2("GET", &path(&a, "insight/latency"), a.basic(), None);
     assert_eq!(st, 200, "{lat}");
@@ -308,7 +377,13 @@ fn introspection(cores: usize) {
     assert!(!rows.is_empty(), "no latency rows: {lat}");
     assert!(rows.iter().all(|r| r[1].as_f64().unwrap() > 0.0), "{lat}");
     assert_eq!(
-        s.api_v2("GET", &path(&a, "insight/latency?startTime=bad"), a.basic(), None).0,
+        s.api_v2(
+            "GET",
+            &path(&a, "insight/latency?startTime=bad"),
+            a.basic(),
+            None
+        )
+        .0,
         400
     );
 
@@ -331,8 +406,14 @@ fn introspection(cores: usize) {
     assert_ne!(link1, link2);
     assert_eq!(s.http("GET", &link1, None, None).0, 401, "rotated away");
     assert_eq!(s.http("GET", &link2, None, None).0, 200);
-    assert_eq!(s.http("GET", &format!("/sso/{}", b.cache), None, None).0, 401);
-    assert_eq!(s.api_v2("POST", &path(&a, "rotate_sso"), b.basic(), None).0, 403);
+    assert_eq!(
+        s.http("GET", &format!("/sso/{}", b.cache), None, None).0,
+        401
+    );
+    assert_eq!(
+        s.api_v2("POST", &path(&a, "rotate_sso"), b.basic(), None).0,
+        403
+    );
 }
 
 fn introspection_off(cores: usize) {
@@ -356,7 +437,11 @@ fn introspection_off(cores: usize) {
         a.basic(),
         None,
     );
-    assert_eq!(ks[0]["in_cache"], json!(true), "presence still answered: {ks}");
+    assert_eq!(
+        ks[0]["in_cache"],
+        json!(true),
+        "presence still answered: {ks}"
+    );
 }
 
 at_1_and_2_cores! {

@@ -287,7 +287,10 @@ impl History {
             t: 0,
             v: vec![0, 0],
         };
-        if self.latency.get(&cache).is_some_and(|t| t[0].points.len() == 1)
+        if self
+            .latency
+            .get(&cache)
+            .is_some_and(|t| t[0].points.len() == 1)
             && pts.last().is_some_and(|p| p.t >= start)
         {
             pts = vec![&zero, pts[pts.len() - 1]];

@@ -336,7 +336,10 @@ pub(super) async fn sample_prefixes(
             cache,
             report: true,
             scan: if walk {
-                prefixes.iter().map(|p| p.name.as_bytes().to_vec()).collect()
+                prefixes
+                    .iter()
+                    .map(|p| p.name.as_bytes().to_vec())
+                    .collect()
             } else {
                 Vec::new()
             },
@@ -347,10 +350,10 @@ pub(super) async fn sample_prefixes(
         };
         for (i, p) in prefixes.iter().enumerate() {
             if walk {
-                let sum = answers.iter().filter_map(|a| a.scan.get(i)).fold(
-                    (0, 0),
-                    |(k, b), (keys, bytes)| (k + keys, b + bytes),
-                );
+                let sum = answers
+                    .iter()
+                    .filter_map(|a| a.scan.get(i))
+                    .fold((0, 0), |(k, b), (keys, bytes)| (k + keys, b + bytes));
                 walked.insert(p.id, sum);
             }
             let (keys, bytes) = walked.get(&p.id).copied().unwrap_or_default();
