@@ -16,8 +16,12 @@
 //! | `POST reset_stats` | 204 |
 //! | `GET stats` | 200 the documented counters |
 //!
+//! The rest of API v2 lives beside this file: `insight.rs` (processed
+//! stats, latency), `introspection.rs`, `alerts.rs` and `manage.rs`
+//! (rotate_sso, switch_cluster).
+//!
 //! `GET /api/v2/openapi.json` (no credentials) serves the OpenAPI 3
-//! description of these routes (`openapi.json`, checked against the running
+//! description of all of them (`openapi.json`, checked against the running
 //! server by `scripts/schemathesis-check.sh`).
 //!
 //! Errors: 400 an id that is not a number (or a bad body), 401 no or wrong
