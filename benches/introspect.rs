@@ -10,14 +10,11 @@
 //! `cargo bench --bench introspect -- --warm-up-time 1 --measurement-time 3`
 
 use std::hint::black_box;
-use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use shoal::exec::{Shard, ShardSettings};
+use shoal::exec::Shard;
 use shoal::introspect::{Cmd, Introspect, Status};
 use shoal::protocol::StoreMode;
-use shoal::stats::CoreStats;
-use shoal::storage::StoreConfig;
 
 const KEYS: usize = 100_000;
 const STREAM: usize = 1 << 16;
@@ -53,21 +50,7 @@ fn zipf_stream() -> Vec<u32> {
 }
 
 fn shard() -> Shard {
-    let cfg = StoreConfig {
-        memory_limit: 256 << 20,
-        item_size_max: 1 << 20,
-        shard_id: 0,
-        num_shards: 1,
-        budget: None,
-    };
-    let settings = ShardSettings {
-        item_size_max: 1 << 20,
-        disable_cas: false,
-        disable_flush_all: false,
-        enable_shutdown: false,
-        append_too_large_is_error: false,
-    };
-    Shard::new(cfg, Arc::new(CoreStats::default()), Arc::new(settings))
+    Shard::standalone(256 << 20, 1 << 20, false)
 }
 
 fn bench(c: &mut Criterion) {

@@ -11,14 +11,11 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use proptest::prelude::*;
-use shoal::exec::{binary as exec_binary, Shard, ShardSettings};
+use shoal::exec::{binary as exec_binary, Shard};
 use shoal::protocol::binary::{
     opcode as op, BinCommand, BinParsed, BinRequest, BinaryParser, Header, Status,
 };
 use shoal::protocol::StoreMode;
-use shoal::stats::CoreStats;
-use shoal::storage::StoreConfig;
-use std::sync::Arc;
 
 /// Item size limit used by the stream tests, small so TooLarge shows up.
 const ITEM_MAX: usize = 48;
@@ -498,21 +495,7 @@ fn stream() -> impl Strategy<Value = (Vec<u8>, Vec<BinParsed>)> {
 }
 
 fn test_shard() -> Shard {
-    let cfg = StoreConfig {
-        memory_limit: 8 << 20,
-        item_size_max: ITEM_MAX,
-        shard_id: 0,
-        num_shards: 1,
-        budget: None,
-    };
-    let settings = ShardSettings {
-        item_size_max: ITEM_MAX,
-        disable_cas: false,
-        disable_flush_all: false,
-        enable_shutdown: false,
-        append_too_large_is_error: false,
-    };
-    Shard::new(cfg, Arc::new(CoreStats::default()), Arc::new(settings))
+    Shard::standalone(8 << 20, ITEM_MAX, false)
 }
 
 /// Parses `input` whole and executes every key-addressed request it yields.

@@ -11,16 +11,12 @@
 //! 3. Executing whatever those streams parse to against a shard never panics
 //!    and always answers a non-quiet request with at least one line.
 
-use std::sync::Arc;
-
 use bytes::{BufMut, BytesMut};
 use proptest::prelude::*;
-use shoal::exec::{ascii as run, Shard, ShardSettings};
+use shoal::exec::{ascii as run, Shard};
 use shoal::protocol::ascii::{AsciiParser, Parsed};
 use shoal::protocol::meta::MetaCmd;
 use shoal::protocol::Command;
-use shoal::stats::CoreStats;
-use shoal::storage::StoreConfig;
 
 /// Item size limit for the streams, small so too-large values show up.
 const ITEM_MAX: usize = 64;
@@ -161,21 +157,7 @@ fn meta_stream() -> impl Strategy<Value = Vec<u8>> {
 
 /// A shard to execute against.
 fn shard() -> Shard {
-    let cfg = StoreConfig {
-        memory_limit: 8 << 20,
-        item_size_max: ITEM_MAX,
-        shard_id: 0,
-        num_shards: 1,
-        budget: None,
-    };
-    let settings = ShardSettings {
-        item_size_max: ITEM_MAX,
-        disable_cas: false,
-        disable_flush_all: false,
-        enable_shutdown: false,
-        append_too_large_is_error: false,
-    };
-    Shard::new(cfg, Arc::new(CoreStats::default()), Arc::new(settings))
+    Shard::standalone(8 << 20, ITEM_MAX, false)
 }
 
 proptest! {

@@ -444,12 +444,10 @@ mod tests {
     //! (the acceptance test) step by step, with exact replies where
     //! memcached's are deterministic.
     use super::*;
-    use crate::exec::ShardSettings;
+
     use crate::protocol::ascii::{AsciiParser, Parsed};
     use crate::protocol::Command;
     use crate::stats::CoreStats;
-    use crate::storage::StoreConfig;
-    use std::sync::Arc;
 
     /// A fake connection: the ASCII parser in front of one shard, answering
     /// `mn` itself like the runtime does.
@@ -467,22 +465,8 @@ mod tests {
         }
 
         fn with(item_size_max: usize, disable_cas: bool) -> Conn {
-            let cfg = StoreConfig {
-                memory_limit: 64 << 20,
-                item_size_max,
-                shard_id: 0,
-                num_shards: 1,
-                budget: None,
-            };
-            let settings = ShardSettings {
-                item_size_max,
-                disable_cas,
-                disable_flush_all: false,
-                enable_shutdown: false,
-                append_too_large_is_error: false,
-            };
             Conn {
-                shard: Shard::new(cfg, Arc::new(CoreStats::default()), Arc::new(settings)),
+                shard: Shard::standalone(64 << 20, item_size_max, disable_cas),
                 parser: AsciiParser::new(item_size_max),
                 buf: BytesMut::new(),
                 now: 1000,

@@ -164,6 +164,27 @@ impl Shard {
         }
     }
 
+    /// A shard on its own (one core, own counters, no plan budget, open
+    /// mode's settings): for tests, property tests and benchmarks that
+    /// execute requests without a runtime.
+    pub fn standalone(memory_limit: usize, item_size_max: usize, disable_cas: bool) -> Shard {
+        let cfg = StoreConfig {
+            memory_limit,
+            item_size_max,
+            shard_id: 0,
+            num_shards: 1,
+            budget: None,
+        };
+        let settings = ShardSettings {
+            item_size_max,
+            disable_cas,
+            disable_flush_all: false,
+            enable_shutdown: false,
+            append_too_large_is_error: false,
+        };
+        Shard::new(cfg, Arc::new(CoreStats::default()), Arc::new(settings))
+    }
+
     /// Turns request introspection on (1 in `sample_every` requests feeds
     /// the popularity sketches). Already on with the same rate: kept as is;
     /// with another rate: started afresh.
@@ -429,21 +450,7 @@ mod tests {
     use crate::introspect::LogEntry;
 
     fn shard() -> Shard {
-        let cfg = StoreConfig {
-            memory_limit: 64 << 20,
-            item_size_max: 1 << 20,
-            shard_id: 0,
-            num_shards: 1,
-            budget: None,
-        };
-        let settings = ShardSettings {
-            item_size_max: 1 << 20,
-            disable_cas: false,
-            disable_flush_all: false,
-            enable_shutdown: false,
-            append_too_large_is_error: false,
-        };
-        Shard::new(cfg, Arc::new(CoreStats::default()), Arc::new(settings))
+        Shard::standalone(64 << 20, 1 << 20, false)
     }
 
     /// (key, cmd, status, size) of the recent log, oldest first.

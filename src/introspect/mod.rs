@@ -36,10 +36,7 @@
 mod log;
 mod topk;
 
-use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use foldhash::fast::FixedState;
 
 use log::Log;
 use topk::SpaceSaving;
@@ -204,13 +201,10 @@ fn classify(cmd: Cmd, status: Status) -> Class {
     }
 }
 
-const HASHER: FixedState = FixedState::with_seed(0x1e7f_05ec_7a11_c0de);
-
+/// The store's key hash (any fixed, process-consistent hash will do).
 #[inline]
 pub(crate) fn hash(key: &[u8]) -> u64 {
-    let mut h = HASHER.build_hasher();
-    h.write(key);
-    h.finish()
+    crate::storage::hash_key(key)
 }
 
 /// The key's `popular_prefixes` name: up to the first delimiter.

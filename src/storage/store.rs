@@ -24,7 +24,7 @@ const MAX_ITEM_SIZE_MAX: usize = 1 << 30;
 const HASHER: FixedState = FixedState::with_seed(0x5e9c_ac4e_0b5e_55ed);
 
 #[inline]
-pub(super) fn hash_key(key: &[u8]) -> u64 {
+pub(crate) fn hash_key(key: &[u8]) -> u64 {
     let mut h = HASHER.build_hasher();
     h.write(key);
     h.finish()

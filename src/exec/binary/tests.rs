@@ -2,32 +2,14 @@
 //! checked against memcached 1.6.18 behaviour (protocol.md §1.7, B-*).
 
 use super::*;
-use crate::exec::ShardSettings;
 use crate::protocol::binary::{opcode as op, BinParsed, BinaryParser, Header, HEADER_LEN};
-use crate::stats::CoreStats;
-use crate::storage::StoreConfig;
 use bytes::{BufMut, Bytes};
-use std::sync::Arc;
 
 const MAX: usize = 1024 * 1024;
 const NOW: u32 = 1000;
 
 fn shard_with(disable_cas: bool) -> Shard {
-    let cfg = StoreConfig {
-        memory_limit: 64 << 20,
-        item_size_max: MAX,
-        shard_id: 0,
-        num_shards: 1,
-        budget: None,
-    };
-    let settings = ShardSettings {
-        item_size_max: MAX,
-        disable_cas,
-        disable_flush_all: false,
-        enable_shutdown: false,
-        append_too_large_is_error: false,
-    };
-    Shard::new(cfg, Arc::new(CoreStats::default()), Arc::new(settings))
+    Shard::standalone(64 << 20, MAX, disable_cas)
 }
 
 fn shard() -> Shard {
