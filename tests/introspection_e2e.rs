@@ -264,7 +264,7 @@ fn introspection(cores: usize) {
     let stats_path = path(&a, &format!("introspection/prefixes/{pid}/stats"));
     let popular_path = path(&a, &format!("introspection/prefixes/{pid}/popular_items"));
     let mut watched_hits = 0;
-    let counted = eventually(Duration::from_secs(10), || {
+    let counted = eventually(Duration::from_secs(20), || {
         assert!(da.get("user:1").is_some());
         watched_hits += 1;
         let (_, p) = s.api_v2("GET", &popular_path, a.basic(), None);
@@ -278,7 +278,7 @@ fn introspection(cores: usize) {
     // user:1..4 and user:7 are live: 5 keys of 6 bytes plus their values.
     let bytes = 4 * (6 + 13) + (6 + 3);
     let mut last = Value::Null;
-    let sampled = eventually(Duration::from_secs(10), || {
+    let sampled = eventually(Duration::from_secs(20), || {
         let (st, v) = s.api_v2("GET", &stats_path, a.basic(), None);
         assert_eq!(st, 200, "{v}");
         last = v.clone();
@@ -346,7 +346,7 @@ fn introspection(cores: usize) {
     // compound_stats and insight/latency from the sampled history.
     let mut last = Value::Null;
     let items: u64 = da.stats("")["curr_items"].parse().unwrap();
-    let ok = eventually(Duration::from_secs(10), || {
+    let ok = eventually(Duration::from_secs(20), || {
         let (st, v) = s.api_v2(
             "GET",
             &path(&a, "introspection/compound_stats"),
@@ -369,12 +369,20 @@ fn introspection(cores: usize) {
         .unwrap()
         .clone();
     assert_eq!(row[2], json!(bytes_now), "{last}");
-    let (st, lat) = s.api_v2("GET", &path(&a, "insight/latency"), a.basic(), None);
-    assert_eq!(st, 200, "{lat}");
+    // The cores push their histograms every second.
+    let mut lat = Value::Null;
+    let pushed = eventually(Duration::from_secs(20), || {
+        let (st, v) = s.api_v2("GET", &path(&a, "insight/latency"), a.basic(), None);
+        assert_eq!(st, 200, "{v}");
+        lat = v;
+        lat[0]["values"]
+            .as_array()
+            .is_some_and(|rows| !rows.is_empty())
+    });
+    assert!(pushed, "no latency rows: {lat}");
     assert_eq!(lat[0]["name"], json!("latency"));
     assert_eq!(lat[0]["columns"], json!(["time", "duration"]));
     let rows = lat[0]["values"].as_array().unwrap();
-    assert!(!rows.is_empty(), "no latency rows: {lat}");
     assert!(rows.iter().all(|r| r[1].as_f64().unwrap() > 0.0), "{lat}");
     assert_eq!(
         s.api_v2(

@@ -172,7 +172,9 @@ fn points_of(tiers: Option<&Vec<Tier>>, start: u64, end: u64) -> (u64, Vec<&Poin
     let to = pts.partition_point(|p| p.t <= end);
     let mut out: Vec<&Point> = pts.range(from..to).collect();
     if let (1, Some(prev)) = (pts.len(), &tier.prev) {
-        if out.len() == 1 && prev.t < out[0].t {
+        // Sub-second sampling can put both in the same second; rates then
+        // read the difference as one second's.
+        if out.len() == 1 && prev.t <= out[0].t {
             out.insert(0, prev);
         }
     }

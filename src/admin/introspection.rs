@@ -310,10 +310,11 @@ async fn prefix_popular_items(
 /// with watched prefixes, each prefix's (id, [keys, bytes, hits, misses,
 /// mutations]) summed over the cores.
 ///
-/// Keys and bytes come from a walk of the cache's store, which holds its
-/// core for time proportional to the cache's items; so it is done only when
-/// `scan` is set (every few rounds) and `walked` keeps the last walk's
-/// numbers for the rounds between. A prefix not walked yet is.
+/// Keys and bytes come from walks of the cache's store that the cores
+/// advance a bounded step per tick: a round reads the last finished walk
+/// and, when `scan` is set (every few rounds) or a prefix has no numbers
+/// yet, starts the next. `walked` keeps the last totals for the rounds
+/// between.
 pub(super) async fn sample_prefixes(
     state: &AdminState,
     scan: bool,
@@ -335,24 +336,24 @@ pub(super) async fn sample_prefixes(
         let probe = Probe {
             cache,
             report: true,
-            scan: if walk {
-                prefixes
-                    .iter()
-                    .map(|p| p.name.as_bytes().to_vec())
-                    .collect()
-            } else {
-                Vec::new()
-            },
+            scan: prefixes
+                .iter()
+                .map(|p| p.name.as_bytes().to_vec())
+                .collect(),
+            walk,
             ..Probe::default()
         };
         let Ok(answers) = ask(probe).await else {
             continue;
         };
+        // A total only once every core has finished a walk over these prefixes.
+        let scans: Option<Vec<&Vec<(u64, u64)>>> =
+            answers.iter().map(|a| a.scan.as_ref()).collect();
         for (i, p) in prefixes.iter().enumerate() {
-            if walk {
-                let sum = answers
+            if let Some(scans) = &scans {
+                let sum = scans
                     .iter()
-                    .filter_map(|a| a.scan.get(i))
+                    .filter_map(|s| s.get(i))
                     .fold((0, 0), |(k, b), (keys, bytes)| (k + keys, b + bytes));
                 walked.insert(p.id, sum);
             }

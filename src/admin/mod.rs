@@ -76,8 +76,8 @@ pub const DEFAULT_STATS_INTERVAL: Duration = Duration::from_secs(10);
 /// Samples between two saves of the history file.
 const HISTORY_SAVE_EVERY: u32 = 6;
 /// Samples between two walks of a cache's store for its watched prefixes'
-/// keys and bytes (a walk holds a core for time proportional to the
-/// cache's items; the history keeps one point a minute anyway).
+/// keys and bytes (the cores walk in bounded steps, but a walk still costs
+/// work per item; the history keeps one point a minute anyway).
 const PREFIX_WALK_EVERY: u32 = 6;
 /// The history file in the data dir.
 pub const HISTORY_FILE: &str = "history.json";
@@ -227,16 +227,20 @@ async fn sample_history(state: Arc<AdminState>, path: std::path::PathBuf, interv
     let mut walked = std::collections::HashMap::new();
     loop {
         tick.tick().await;
-        let caches = state
-            .store
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .caches();
+        let (caches, watched) = {
+            let store = state.store.lock().unwrap_or_else(|e| e.into_inner());
+            let caches = store.caches();
+            let watched: std::collections::HashSet<u64> = caches
+                .iter()
+                .flat_map(|c| store.prefixes(c.id))
+                .map(|p| p.id)
+                .collect();
+            (caches, watched)
+        };
         let now = crate::clock::unix_now() as u64;
         // Asks the cores first: the history lock is not held across an await.
         let walk = n.is_multiple_of(PREFIX_WALK_EVERY);
         let prefixes = introspection::sample_prefixes(&state, walk, &mut walked).await;
-        let watched: std::collections::HashSet<u64> = prefixes.iter().map(|(id, _)| *id).collect();
         let mut history = state.history.lock().unwrap_or_else(|e| e.into_inner());
         history.retain(|id| caches.iter().any(|c| c.id == id));
         history.retain_prefixes(|id| watched.contains(&id));

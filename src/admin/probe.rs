@@ -22,10 +22,13 @@ pub struct Probe {
     pub report: bool,
     /// Look this key up: size, presence and its sketch counts.
     pub key: Option<Vec<u8>>,
-    /// Count the live keys and bytes under each of these prefixes (a walk
-    /// of the cache's store on every core: only for watched prefixes, on
-    /// the history's sampling interval or an API call).
+    /// The live keys and bytes under each of these prefixes: the last
+    /// finished walk of the cache's store over exactly these prefixes.
     pub scan: Vec<Vec<u8>>,
+    /// Start a new walk over `scan` unless one is running. A walk advances
+    /// a bounded number of items per maintenance tick, so a large cache
+    /// never holds its core for long; its result is read by a later probe.
+    pub walk: bool,
 }
 
 /// One key on one core.
@@ -43,8 +46,9 @@ pub struct KeyAnswer {
 pub struct CoreAnswer {
     pub report: Option<CoreReport>,
     pub key: Option<KeyAnswer>,
-    /// (keys, bytes) per `Probe::scan` prefix, in order.
-    pub scan: Vec<(u64, u64)>,
+    /// (keys, bytes) per `Probe::scan` prefix, in order; None while no walk
+    /// over those prefixes has finished on this core.
+    pub scan: Option<Vec<(u64, u64)>>,
 }
 
 /// The runtime's side: hands a probe to every core.

@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::exec::{Shard, ShardSettings};
 use crate::latency::CoreLatency;
 use crate::stats::{self, CoreStats};
-use crate::storage::StoreConfig;
+use crate::storage::{PrefixWalk, StoreConfig};
 use crate::tenancy::{Registry, Session};
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Senders};
 use glommio::channels::local_channel::LocalSender;
@@ -40,6 +40,21 @@ pub struct Server {
     pub tenants: Option<super::tenants::Tenants>,
 }
 
+/// Items a watched-prefix walk visits per maintenance tick (every 200 ms):
+/// well under a millisecond of work, about 250k items a second.
+const WALK_STEP: usize = 50_000;
+
+/// A cache's watched-prefix walks on one core: the one in progress and the
+/// last finished one (its prefixes and their keys and bytes).
+#[derive(Default)]
+pub struct Walks {
+    running: Option<PrefixWalk>,
+    done: Option<Walked>,
+}
+
+/// A finished walk: its prefixes and, for each, (keys, bytes).
+type Walked = (Vec<Vec<u8>>, Vec<(u64, u64)>);
+
 /// This core's view of the world; shared by its tasks through `Rc`.
 pub struct Core {
     /// Index of this core on the request mesh = the shard id it owns.
@@ -60,6 +75,8 @@ pub struct Core {
     pub stats: Arc<CoreStats>,
     /// This core's latency histograms, pushed to `latency::hub()` each second.
     pub latency: RefCell<CoreLatency>,
+    /// Watched-prefix walks of each cache's store on this core.
+    pub prefix_walks: RefCell<HashMap<u32, Walks>>,
     /// Sends batches to owner cores (None with one core).
     pub requests: Option<Senders<Batch>>,
     /// Index of this core on the reply mesh (owners answer there).
@@ -209,11 +226,20 @@ impl Core {
                     });
                 }
                 if !probe.scan.is_empty() {
-                    let prefixes: Vec<&[u8]> = probe.scan.iter().map(Vec::as_slice).collect();
-                    answer.scan = shard.store.scan_prefixes(&prefixes, now);
+                    let mut walks = self.prefix_walks.borrow_mut();
+                    let w = walks.entry(probe.cache).or_default();
+                    answer.scan = w
+                        .done
+                        .as_ref()
+                        .filter(|(p, _)| *p == probe.scan)
+                        .map(|(_, counts)| counts.clone());
+                    if probe.walk && w.running.is_none() {
+                        w.running = Some(PrefixWalk::new(probe.scan.clone()));
+                    }
                 }
             } else {
-                answer.scan = vec![(0, 0); probe.scan.len()];
+                // No shard here: nothing under any prefix.
+                answer.scan = Some(vec![(0, 0); probe.scan.len()]);
             }
             // The asker may have given up; nothing to do then.
             let _ = reply.send(answer);
@@ -241,10 +267,24 @@ impl Core {
         let now = crate::clock::now();
         self.shard.borrow_mut().maintain(now);
         let unix = crate::clock::unix_now() as u32;
-        for shard in self.tenant_shards.borrow_mut().values_mut() {
+        let mut shards = self.tenant_shards.borrow_mut();
+        for shard in shards.values_mut() {
             shard.maintain(now);
             if let Some(i) = shard.introspect.as_mut() {
                 i.tick(unix);
+            }
+        }
+        // Watched-prefix walks, a bounded step each.
+        let mut walks = self.prefix_walks.borrow_mut();
+        walks.retain(|id, _| shards.contains_key(id));
+        for (id, w) in walks.iter_mut() {
+            let (Some(walk), Some(shard)) = (w.running.as_mut(), shards.get_mut(id)) else {
+                continue;
+            };
+            if let Some(counts) = shard.store.walk_prefixes(walk, now, WALK_STEP) {
+                let prefixes = walk.prefixes().to_vec();
+                w.running = None;
+                w.done = Some((prefixes, counts));
             }
         }
     }
@@ -309,6 +349,7 @@ pub async fn core_main(
                 .map_or_else(|| Arc::new(Registry::empty()), |t| t.snapshot()),
         ),
         sessions: RefCell::new(HashMap::new()),
+        prefix_walks: RefCell::new(HashMap::new()),
         latency: RefCell::new(CoreLatency::default()),
         stats,
         reply_id: rep_tx.peer_id(),

@@ -44,6 +44,7 @@ mod segment;
 mod store;
 
 pub use budget::Budget;
+pub use scan::PrefixWalk;
 pub(crate) use store::hash_key;
 pub use store::Store;
 
