@@ -14,6 +14,9 @@ for t in memtier_benchmark python3 curl; do
   command -v $t >/dev/null || { echo "$t is not on PATH (memtier: build it from its upstream source, RedisLabs/memtier_benchmark)"; exit 2; }
 done
 cargo build --release -q --bins
+BIN=target/release/shoal
+fail() { echo "introspection-cost: FAIL: $*" >&2; exit 1; }
+. scripts/lib/mt-shoal.sh
 TCK=$(getconf CLK_TCK)
 tmp=$(mktemp -d)
 pids=()
@@ -21,27 +24,16 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2
 trap cleanup EXIT
 
 start() { # name sample -> sets port_<name>, pid_<name>, auth_<name>
-  local name=$1 sample=$2 log="$tmp/$1.log"
-  mkdir "$tmp/$name"
-  target/release/shoal -p 0 -t 1 --multi-tenant --data-dir "$tmp/$name" --admin-addr 127.0.0.1:0 \
-    --introspection-sample "$sample" 2>"$log" &
-  local pid=$!; pids+=("$pid")
-  local addr=""
-  for _ in $(seq 300); do addr=$(sed -n 's/^shoal listening on \([^ ]*\).*/\1/p' "$log"); [ -n "$addr" ] && break; sleep 0.1; done
-  [ -n "$addr" ] || { cat "$log"; exit 1; }
-  local admin; admin=$(sed -n 's/^shoal admin listening on \([^ ]*\).*/\1/p' "$log")
-  local created; created=$(target/release/shoal cache create --name bench --memory 1GB --admin "$admin" --data-dir "$tmp/$name")
-  local user pass id
-  user=$(echo "$created" | sed -n 's/^MEMCACHIER_USERNAME=//p')
-  pass=$(echo "$created" | sed -n 's/^MEMCACHIER_PASSWORD=//p')
-  id=$(echo "$created" | sed -n 's/^Created cache \([0-9]*\).*/\1/p')
+  local name=$1 sample=$2
+  mt_start "$tmp/$name" -t 1 --introspection-sample "$sample"
+  mt_create_cache "$tmp/$name" bench 1GB
   if [ "$sample" != 0 ]; then
     # A watched prefix that matches memtier's keys (memtier-NNN): its exact
     # counters run on every request.
-    curl -sf -u "$user:$pass" -H 'Content-Type: application/json' -d '{"name":"memtier-1"}' \
-      "http://$admin/api/v2/caches/$id/introspection/prefixes" >/dev/null
+    curl -sf -u "$CACHE_USER:$CACHE_PASS" -H 'Content-Type: application/json' -d '{"name":"memtier-1"}' \
+      "http://$MT_ADMIN/api/v2/caches/$CACHE_ID/introspection/prefixes" >/dev/null || fail "watch a prefix"
   fi
-  eval "port_$name=${addr##*:} pid_$name=$pid auth_$name=$user:$pass"
+  eval "port_$name=${MT_DATA##*:} pid_$name=$MT_PID auth_$name=$CACHE_USER:$CACHE_PASS"
 }
 
 measure() { # name -> "ops cpu_us_per_op"

@@ -40,6 +40,7 @@ st="$VENV/bin/schemathesis"
 
 tmp=$(mktemp -d)
 pids=()
+. scripts/lib/mt-shoal.sh
 cleanup() {
   local rc=$?
   for pid in "${pids[@]}"; do
@@ -64,27 +65,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # 1. shoal and a cache
-mkdir "$tmp/data"
-"$BIN" --multi-tenant --data-dir "$tmp/data" --admin-addr 127.0.0.1:0 \
-  -l 127.0.0.1 -p 0 -t 2 2>"$tmp/shoal.log" &
-pids+=($!)
-for _ in $(seq 300); do
-  grep -q '^shoal listening on ' "$tmp/shoal.log" && break
-  kill -0 "${pids[0]}" 2>/dev/null || fail "shoal exited"
-  sleep 0.1
-done
-grep -q '^shoal listening on ' "$tmp/shoal.log" || fail "shoal did not start within 30 s"
-admin=$(sed -n 's/^shoal admin listening on \([^ ]*\).*/\1/p' "$tmp/shoal.log" | head -n1)
-[ -n "$admin" ] || fail "no 'shoal admin listening on' line"
-case "$admin" in 127.0.0.1:*) ;; *) fail "admin endpoint not on 127.0.0.1: $admin" ;; esac
+mt_start "$tmp" -t 2
+admin=$MT_ADMIN
 echo "shoal: admin $admin"
-
-"$BIN" cache create --name s --memory 8MB --admin "$admin" --data-dir "$tmp/data" \
-  >"$tmp/cache.txt" || fail "cache create"
-cache_id=$(sed -n 's/^Created cache \([0-9]*\).*/\1/p' "$tmp/cache.txt")
-user=$(sed -n 's/^MEMCACHIER_USERNAME=//p' "$tmp/cache.txt")
-pass=$(sed -n 's/^MEMCACHIER_PASSWORD=//p' "$tmp/cache.txt")
-[ -n "$cache_id" ] && [ -n "$user" ] && [ -n "$pass" ] || fail "unexpected cache create output: $(cat "$tmp/cache.txt")"
+mt_create_cache "$tmp" s 8MB
+cache_id=$CACHE_ID user=$CACHE_USER pass=$CACHE_PASS
 
 spec="http://$admin/api/v2/openapi.json"
 python3 - "$spec" <<'EOF' || fail "GET $spec"

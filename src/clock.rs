@@ -63,7 +63,13 @@ pub fn civil(t: u64) -> (i64, i64, i64, u64, u64, u64) {
 
 /// Unix time of `now()`; what `stats` reports as `time`.
 pub fn unix_now() -> i64 {
-    epoch().unix_base + now() as i64
+    unix_of(now())
+}
+
+/// Unix time of server time `t`.
+#[inline]
+pub fn unix_of(t: u32) -> i64 {
+    epoch().unix_base + i64::from(t)
 }
 
 /// Unix time the process started, for `uptime`.

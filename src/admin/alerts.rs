@@ -36,7 +36,7 @@
 //! Alerts are edge-triggered: delivered once when their condition becomes
 //! true, re-armed when it becomes false. A disabled alert never fires (and
 //! is re-armed). Which alerts are firing is kept in memory (a restart
-//! re-arms them all), per data dir, and shown as `triggered` and
+//! re-arms them all), in the admin state, and shown as `triggered` and
 //! `last_triggered` in the alert JSON.
 //!
 //! # Delivery
@@ -51,9 +51,8 @@
 //!   without a relay the alert is only logged.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -67,7 +66,7 @@ use serde_json::{json, Value};
 
 use super::api_v2::authorize;
 use super::body::{parse_json, ApiError};
-use super::history::{iso8601, sample, FIELDS};
+use super::history::{iso8601, FIELDS};
 use super::routes::{lock, mutate};
 use super::AdminState;
 use crate::tenancy::{
@@ -152,14 +151,12 @@ fn config_json(d: &DeliveryConfig) -> Value {
     })
 }
 
-/// The firing state of `alerts`, from the engine of `state`'s data dir.
+/// The firing state of `alerts`, from `state`'s alert engine.
 fn alerts_json(state: &AdminState, alerts: &[Alert]) -> Vec<Value> {
-    let dir = lock(state).dir().to_path_buf();
-    let engines = engines();
-    let engine = engines.get(&dir);
+    let engine = state.alerts.lock().unwrap_or_else(|e| e.into_inner());
     alerts
         .iter()
-        .map(|a| alert_json(a, engine.and_then(|e| e.alerts.get(&a.id))))
+        .map(|a| alert_json(a, engine.alerts.get(&a.id)))
         .collect()
 }
 
@@ -464,38 +461,31 @@ struct Runtime {
     trigger: Option<(TriggerType, u8)>,
 }
 
-/// The evaluation state of one data dir's alerts.
+/// The evaluation state of one admin endpoint's alerts (`AdminState`).
 #[derive(Default)]
-struct Engine {
+pub(crate) struct Engine {
     /// Each cache's previous sample.
     prev: HashMap<u32, Vec<u64>>,
     alerts: HashMap<u64, Runtime>,
 }
 
-/// Engines by data dir: a store's data dir is exclusively its own (it is
-/// locked), so it names one admin endpoint's alerts, and one restarted in
-/// the same process carries on.
-fn engines() -> MutexGuard<'static, HashMap<PathBuf, Engine>> {
-    static ENGINES: OnceLock<Mutex<HashMap<PathBuf, Engine>>> = OnceLock::new();
-    ENGINES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-}
-
-/// A cache with its alerts and each alert's delivery config.
-type CacheAlerts = (Cache, Vec<(Alert, Option<DeliveryConfig>)>);
+/// A sampled cache, its sample, and its alerts with their delivery configs.
+type CacheAlerts<'a> = (
+    &'a Cache,
+    &'a Vec<u64>,
+    Vec<(Alert, Option<DeliveryConfig>)>,
+);
 
 /// Evaluates every alert after a sampling round (`now`: its unix time;
-/// `caches`: the caches it sampled) and queues the deliveries of those
-/// that just fired.
-pub(crate) fn after_sample(state: &AdminState, caches: &[Cache], now: u64) {
+/// `sampled`: each cache and its sample, in `history::FIELDS` order) and
+/// queues the deliveries of those that just fired.
+pub(crate) fn after_sample(state: &AdminState, sampled: &[(Cache, Vec<u64>)], now: u64) {
     // What to evaluate, under the store lock only as long as it takes to copy.
-    let (dir, work) = {
+    let work: Vec<CacheAlerts<'_>> = {
         let store = lock(state);
-        let work: Vec<CacheAlerts> = caches
+        sampled
             .iter()
-            .filter_map(|c| {
+            .filter_map(|(c, cur)| {
                 let alerts = store.alerts(c.id);
                 if alerts.is_empty() {
                     return None;
@@ -507,18 +497,14 @@ pub(crate) fn after_sample(state: &AdminState, caches: &[Cache], now: u64) {
                         (a, config)
                     })
                     .collect();
-                Some((c.clone(), alerts))
+                Some((c, cur, alerts))
             })
-            .collect();
-        (store.dir().to_path_buf(), work)
+            .collect()
     };
-    let mut engines = engines();
-    let engine = engines.entry(dir).or_default();
+    let mut guard = state.alerts.lock().unwrap_or_else(|e| e.into_inner());
+    let engine = &mut *guard;
     let mut jobs = Vec::new();
-    for (cache, alerts) in &work {
-        let cur = crate::stats::cache_if_exists(cache.id)
-            .map(|r| sample(&r.totals()))
-            .unwrap_or_else(|| vec![0; FIELDS.len()]);
+    for (cache, cur, alerts) in &work {
         let prev = engine.prev.get(&cache.id).map(Vec::as_slice);
         for (alert, config) in alerts {
             let rt = engine.alerts.entry(alert.id).or_default();
@@ -527,7 +513,7 @@ pub(crate) fn after_sample(state: &AdminState, caches: &[Cache], now: u64) {
                 rt.firing = false;
                 rt.trigger = Some(trigger);
             }
-            let verdict = evaluate(prev, &cur, cache.memory_limit, alert, rt.firing);
+            let verdict = evaluate(prev, cur, cache.memory_limit, alert, rt.firing);
             rt.firing = verdict.firing;
             if verdict.deliver {
                 rt.last_triggered = Some(now);
@@ -555,17 +541,17 @@ pub(crate) fn after_sample(state: &AdminState, caches: &[Cache], now: u64) {
                 });
             }
         }
-        engine.prev.insert(cache.id, cur);
+        engine.prev.insert(cache.id, cur.to_vec());
     }
     // Forget caches and alerts that are gone.
     engine
         .prev
-        .retain(|id, _| work.iter().any(|(c, _)| c.id == *id));
+        .retain(|id, _| work.iter().any(|(c, _, _)| c.id == *id));
     engine.alerts.retain(|id, _| {
         work.iter()
-            .any(|(_, alerts)| alerts.iter().any(|(a, _)| a.id == *id))
+            .any(|(_, _, alerts)| alerts.iter().any(|(a, _)| a.id == *id))
     });
-    drop(engines);
+    drop(guard);
     for job in jobs {
         queue(job);
     }

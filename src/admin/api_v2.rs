@@ -28,7 +28,7 @@
 //! credentials, 403 a credential of another cache or without the api
 //! capability, 404 no such cache or credential.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -42,30 +42,13 @@ use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
 use super::body::{parse_json, ApiError};
+use super::probe::Probe;
 use super::routes::{lock, mutate};
 use super::AdminState;
 use crate::tenancy::{Cache, Caps, ControlError, Credential};
 
 type Shared = State<Arc<AdminState>>;
 type ApiResult = Result<Response, ApiError>;
-
-/// What the API needs from the data plane, which runs on the cores.
-pub trait DataPlane: Send + Sync {
-    /// Asks every core to flush `cache`; returns a ticket for `flushed`.
-    fn request_flush(&self, cache: u32) -> u64;
-    /// Has every core carried out the flush with this ticket?
-    fn flushed(&self, ticket: u64) -> bool;
-}
-
-/// How long a flush may take to reach every core (normally one 50 ms tick).
-const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
-static DATA_PLANE: OnceLock<Box<dyn DataPlane>> = OnceLock::new();
-
-/// Installs the data plane (once, by the runtime at startup).
-pub fn set_data_plane(plane: Box<dyn DataPlane>) {
-    let _ = DATA_PLANE.set(plane);
-}
 
 /// The OpenAPI 3 description of this router's routes.
 const OPENAPI: &str = include_str!("openapi.json");
@@ -292,17 +275,15 @@ async fn enable_cache(
 /// dropped the cache's items, so the deploy that follows sees an empty cache.
 async fn flush(State(state): Shared, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
     let cache = authorize(&state, &headers, &id)?;
-    let Some(plane) = DATA_PLANE.get() else {
-        return Err(ApiError::invalid("Failed to flush cache."));
+    // Each core flushes its shard of the cache on its next tick and answers.
+    let probe = Probe {
+        cache: cache.id,
+        flush: true,
+        ..Probe::default()
     };
-    let ticket = plane.request_flush(cache.id);
-    let deadline = tokio::time::Instant::now() + FLUSH_WAIT;
-    while !plane.flushed(ticket) {
-        if tokio::time::Instant::now() > deadline {
-            return Err(ApiError::invalid("Failed to flush cache."));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    super::probe::ask(probe)
+        .await
+        .map_err(|_| ApiError::invalid("Failed to flush cache."))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -307,7 +307,7 @@ async fn prefix_popular_items(
 }
 
 /// One sampling round's prefix numbers for the history: for every cache
-/// with watched prefixes, each prefix's (id, [keys, bytes, hits, misses,
+/// with watched prefixes (`watched`, caches without any left out), each prefix's (id, [keys, bytes, hits, misses,
 /// mutations]) summed over the cores.
 ///
 /// Keys and bytes come from walks of the cache's store that the cores
@@ -316,22 +316,14 @@ async fn prefix_popular_items(
 /// yet, starts the next. `walked` keeps the last totals for the rounds
 /// between.
 pub(super) async fn sample_prefixes(
-    state: &AdminState,
+    watched: &[(u32, Vec<WatchedPrefix>)],
     scan: bool,
     walked: &mut HashMap<u64, (u64, u64)>,
 ) -> Vec<(u64, Vec<u64>)> {
-    let watched: Vec<(u32, Vec<WatchedPrefix>)> = {
-        let store = lock(state);
-        store
-            .caches()
-            .iter()
-            .map(|c| (c.id, store.prefixes(c.id)))
-            .filter(|(_, p)| !p.is_empty())
-            .collect()
-    };
     walked.retain(|id, _| watched.iter().any(|(_, ps)| ps.iter().any(|p| p.id == *id)));
     let mut out = Vec::new();
     for (cache, prefixes) in watched {
+        let cache = *cache;
         let walk = scan || prefixes.iter().any(|p| !walked.contains_key(&p.id));
         let probe = Probe {
             cache,

@@ -35,7 +35,6 @@ use std::time::Duration;
 
 use crate::tenancy::{ControlStore, Registry};
 
-pub use api_v2::{set_data_plane, DataPlane};
 pub use body::parse_memory;
 pub use metrics::set_max_connections;
 
@@ -89,6 +88,8 @@ pub(crate) struct AdminState {
     pub(crate) token_digest: [u8; 32],
     pub(crate) servers: String,
     pub(crate) history: Mutex<history::History>,
+    /// Which alerts are firing, and each cache's previous sample.
+    pub(crate) alerts: Mutex<alerts::Engine>,
     /// SMTP relay for email alerts (None: not sent) and their sender.
     pub(crate) smtp_relay: Option<String>,
     pub(crate) smtp_from: String,
@@ -183,6 +184,7 @@ pub fn spawn_with(
     });
     let state = Arc::new(AdminState {
         history: Mutex::new(history),
+        alerts: Mutex::default(),
         token_digest: auth::digest(store.operator_token()),
         store: Mutex::new(store),
         on_change,
@@ -230,30 +232,33 @@ async fn sample_history(state: Arc<AdminState>, path: std::path::PathBuf, interv
         let (caches, watched) = {
             let store = state.store.lock().unwrap_or_else(|e| e.into_inner());
             let caches = store.caches();
-            let watched: std::collections::HashSet<u64> = caches
+            let watched: Vec<_> = caches
                 .iter()
-                .flat_map(|c| store.prefixes(c.id))
-                .map(|p| p.id)
+                .map(|c| (c.id, store.prefixes(c.id)))
+                .filter(|(_, p)| !p.is_empty())
                 .collect();
             (caches, watched)
         };
         let now = crate::clock::unix_now() as u64;
         // Asks the cores first: the history lock is not held across an await.
         let walk = n.is_multiple_of(PREFIX_WALK_EVERY);
-        let prefixes = introspection::sample_prefixes(&state, walk, &mut walked).await;
+        let prefixes = introspection::sample_prefixes(&watched, walk, &mut walked).await;
         let mut history = state.history.lock().unwrap_or_else(|e| e.into_inner());
         history.retain(|id| caches.iter().any(|c| c.id == id));
-        history.retain_prefixes(|id| watched.contains(&id));
+        history.retain_prefixes(|id| watched.iter().any(|(_, ps)| ps.iter().any(|p| p.id == id)));
         let hub = crate::latency::hub();
-        for cache in &caches {
+        let mut sampled = Vec::with_capacity(caches.len());
+        for cache in caches {
             let totals = crate::stats::cache_if_exists(cache.id)
                 .map(|r| r.totals())
                 .unwrap_or_default();
-            history.record(cache.id, now, history::sample(&totals));
+            let sample = history::sample(&totals);
+            history.record(cache.id, now, sample.clone());
             if let Some(hub) = hub {
                 let (requests, ns) = hub.merged(Some(cache.id)).totals();
                 history.record_latency(cache.id, now, requests, ns);
             }
+            sampled.push((cache, sample));
         }
         for (id, v) in prefixes {
             history.record_prefix(id, now, v);
@@ -264,7 +269,7 @@ async fn sample_history(state: Arc<AdminState>, path: std::path::PathBuf, interv
                 tracing::error!("saving stats history: {e}");
             }
         }
-        alerts::after_sample(&state, &caches, now);
+        alerts::after_sample(&state, &sampled, now);
     }
 }
 

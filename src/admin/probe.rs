@@ -1,5 +1,5 @@
-//! Questions the admin thread asks the cores about one cache: its
-//! introspection state (recent log, popular items, watched-prefix counters),
+//! Requests the admin thread makes of the cores about one cache: a flush,
+//! its introspection state (recent log, popular items, watched-prefix counters),
 //! one key's numbers, and how many keys and bytes each watched prefix holds.
 //!
 //! The cores own that state and never share it on the request path; each
@@ -18,6 +18,9 @@ use crate::introspect::CoreReport;
 #[derive(Clone, Debug, Default)]
 pub struct Probe {
     pub cache: u32,
+    /// Drop the cache's items first (the API's `flush`): once every core
+    /// has answered, the cache is empty.
+    pub flush: bool,
     /// Copy the introspection state (`CoreReport`).
     pub report: bool,
     /// Look this key up: size, presence and its sketch counts.

@@ -18,7 +18,7 @@ use crate::stats::CoreStats;
 use crate::storage::{ItemRef, Store, StoreConfig};
 use stats_cmd::DetailOp;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 /// memcached counts an item's header toward `-I`; we charge a flat 50 bytes so
 /// a 1 MiB − 1 KiB value fits and a 1 MiB one does not (getset.t, X-5).
@@ -74,20 +74,10 @@ pub struct Shard {
     pub introspect: Option<Box<Introspect>>,
 }
 
-/// Unix seconds of server time `now` (introspection timestamps): the
-/// clock's fixed unix base, read once, plus `now`.
+/// Unix seconds of server time `now` (introspection timestamps).
 #[inline]
 pub fn unix_time(now: u32) -> u32 {
-    static BASE: OnceLock<i64> = OnceLock::new();
-    let base = *BASE.get_or_init(|| loop {
-        // `unix_now` is the base plus `now()`; retry if a second ticked in between.
-        let a = clock::now();
-        let unix = clock::unix_now();
-        if clock::now() == a {
-            break unix - i64::from(a);
-        }
-    });
-    (base + i64::from(now)).clamp(0, i64::from(u32::MAX)) as u32
+    clock::unix_of(now).clamp(0, i64::from(u32::MAX)) as u32
 }
 
 /// The introspection command of a storage mode.

@@ -174,28 +174,10 @@ impl Core {
         *self.registry.borrow_mut() = next;
     }
 
-    /// Carries out flushes the API asked for (`POST .../flush`). Only shards
-    /// that exist here hold items to drop.
-    fn apply_api_flushes(&self) {
-        let Some(tenants) = &self.server.tenants else {
-            return;
-        };
-        let Some((ticket, caches)) = tenants.pending_flushes(self.id) else {
-            return;
-        };
-        let now = crate::clock::now();
-        let mut shards = self.tenant_shards.borrow_mut();
-        for cache in caches {
-            if let Some(shard) = shards.get_mut(&cache) {
-                shard.flush(now, now);
-            }
-        }
-        tenants.flush_done(self.id, ticket);
-    }
-
-    /// Answers the admin thread's questions (`admin::probe`) about one
-    /// cache. A cache that has no shard here has nothing to report; the
-    /// shard is not created for it.
+    /// Carries out the admin thread's probes (`admin::probe`) about one
+    /// cache: API flushes and introspection questions. A cache that has no
+    /// shard here has nothing to flush or report; the shard is not created
+    /// for it.
     fn answer_probes(&self) {
         let Some(tenants) = &self.server.tenants else {
             return;
@@ -209,6 +191,9 @@ impl Core {
         for (probe, reply) in probes {
             let mut answer = CoreAnswer::default();
             if let Some(shard) = shards.get_mut(&probe.cache) {
+                if probe.flush {
+                    shard.flush(now, now);
+                }
                 if probe.report {
                     answer.report = shard.introspect.as_ref().map(|i| i.report());
                 }
@@ -266,7 +251,7 @@ impl Core {
     fn maintain(&self) {
         let now = crate::clock::now();
         self.shard.borrow_mut().maintain(now);
-        let unix = crate::clock::unix_now() as u32;
+        let unix = crate::exec::unix_time(now);
         let mut shards = self.tenant_shards.borrow_mut();
         for shard in shards.values_mut() {
             shard.maintain(now);
@@ -373,7 +358,6 @@ pub async fn core_main(
         sleep(Duration::from_millis(50)).await;
         ticks += 1;
         core.refresh_registry();
-        core.apply_api_flushes();
         core.answer_probes();
         if ticks.is_multiple_of(4) {
             core.maintain();

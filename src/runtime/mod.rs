@@ -270,7 +270,6 @@ fn start_admin(
             store.operator_token()
         );
     }
-    crate::admin::set_data_plane(Box::new(tenants::ApiPlane(server.clone())));
     crate::admin::probe::set_probes(Box::new(tenants::ApiPlane(server.clone())));
     crate::admin::set_max_connections(server.config.conn_limit as u64);
     let srv = server.clone();

@@ -4,7 +4,9 @@
 //! The admin thread publishes a new `Registry` after every committed change;
 //! cores notice the version on their maintenance tick (every 50 ms), copy the
 //! `Arc` into their own cell and re-check their sessions. The request path
-//! only ever reads the core's own copy, so it takes no lock.
+//! only ever reads the core's own copy, so it takes no lock. The admin
+//! thread's probes (API flushes, introspection) wait in a per-core queue
+//! that the same tick empties.
 
 use crate::admin::probe::{CoreAnswer, Probe};
 use crate::storage::Budget;
@@ -28,12 +30,6 @@ pub struct Tenants {
     budgets: Mutex<HashMap<u32, Arc<Budget>>>,
     /// Unauthenticated connections are closed after this.
     pub auth_timeout: Duration,
-    /// Flushes asked for by the API: (ticket, cache), tickets increasing.
-    flushes: Mutex<Vec<(u64, u32)>>,
-    /// The newest ticket handed out.
-    flush_ticket: AtomicU64,
-    /// The newest ticket each core has carried out.
-    flush_done: Vec<AtomicU64>,
     /// The admin thread's questions to each core, answered on its tick.
     probes: Vec<Mutex<Vec<Asked>>>,
     /// Whether a core's `probes` is non-empty (so a tick checks one atomic).
@@ -51,9 +47,6 @@ impl Tenants {
             current: Mutex::new(Registry::empty().into()),
             budgets: Mutex::new(HashMap::new()),
             auth_timeout,
-            flushes: Mutex::new(Vec::new()),
-            flush_ticket: AtomicU64::new(0),
-            flush_done: (0..cores).map(|_| AtomicU64::new(0)).collect(),
             probes: (0..cores).map(|_| Mutex::new(Vec::new())).collect(),
             probes_waiting: (0..cores).map(|_| AtomicBool::new(false)).collect(),
         };
@@ -113,57 +106,6 @@ impl Tenants {
 }
 
 impl Tenants {
-    /// Queues a flush of `cache` for every core (the API's `flush`); cores
-    /// carry it out on their next tick.
-    pub fn request_flush(&self, cache: u32) -> u64 {
-        let mut queue = lock(&self.flushes);
-        // Forget the flushes every core has done.
-        let done = self.done_by_all();
-        queue.retain(|(ticket, _)| *ticket > done);
-        let ticket = self.flush_ticket.load(Ordering::Acquire) + 1;
-        queue.push((ticket, cache));
-        self.flush_ticket.store(ticket, Ordering::Release);
-        ticket
-    }
-
-    fn done_by_all(&self) -> u64 {
-        self.flush_done
-            .iter()
-            .map(|d| d.load(Ordering::Acquire))
-            .min()
-            .unwrap_or(0)
-    }
-
-    /// Has every core carried out the flush with this ticket?
-    pub fn flushed(&self, ticket: u64) -> bool {
-        self.done_by_all() >= ticket
-    }
-
-    /// Core `core`'s tick: the newest ticket and the caches to flush since
-    /// its last tick (cheap when there are none: one atomic load). The core
-    /// reports `flush_done` once it has flushed them.
-    pub fn pending_flushes(&self, core: usize) -> Option<(u64, Vec<u32>)> {
-        let seen = self.flush_done[core].load(Ordering::Acquire);
-        if self.flush_ticket.load(Ordering::Acquire) == seen {
-            return None;
-        }
-        let queue = lock(&self.flushes);
-        let caches = queue
-            .iter()
-            .filter(|(t, _)| *t > seen)
-            .map(|(_, c)| *c)
-            .collect();
-        let newest = queue.last().map_or(seen, |(t, _)| *t);
-        Some((newest, caches))
-    }
-
-    /// Core `core` has carried out every flush up to `ticket`.
-    pub fn flush_done(&self, core: usize, ticket: u64) {
-        self.flush_done[core].store(ticket, Ordering::Release);
-    }
-}
-
-impl Tenants {
     /// Queues `probe` for every core; each answers on its next tick.
     pub fn probe(&self, probe: Probe) -> Vec<oneshot::Receiver<CoreAnswer>> {
         let mut receivers = Vec::with_capacity(self.probes.len());
@@ -196,16 +138,3 @@ impl crate::admin::probe::Probes for ApiPlane {
 
 /// The API's view of the data plane.
 pub struct ApiPlane(pub Arc<super::Server>);
-
-impl crate::admin::DataPlane for ApiPlane {
-    fn request_flush(&self, cache: u32) -> u64 {
-        self.0
-            .tenants
-            .as_ref()
-            .map_or(0, |t| t.request_flush(cache))
-    }
-
-    fn flushed(&self, ticket: u64) -> bool {
-        self.0.tenants.as_ref().is_none_or(|t| t.flushed(ticket))
-    }
-}
