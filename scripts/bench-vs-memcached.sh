@@ -1,14 +1,31 @@
 #!/usr/bin/env bash
-# shoal vs memcached in the same run: memtier_benchmark, pipelined text (or
-# binary), one server worker each, interleaved rounds. Reports throughput,
-# p99 and server CPU per op (utime+stime from /proc) as ratios.
-# usage: scripts/bench-vs-memcached.sh [text|binary] [seconds] [rounds]
+# shoal vs memcached in the same run: memtier_benchmark (32 B values, 100k
+# keys, ratio 1:10, 50 connections), one server worker each, interleaved
+# rounds. Reports throughput, p99 and server CPU per op (utime+stime from
+# /proc) for each server, and shoal/memcached ratios (medians over rounds).
+#
+# usage: scripts/bench-vs-memcached.sh [text|binary] [seconds] [rounds] [pipeline] [placement]
+#   placement: split      server on CPU 0, memtier on CPU 1 (default)
+#              colocated  server and memtier both on CPU 0
+#              free       nothing pinned
+#   defaults: text 10 2 16 free (the pipelined comparison of issue 3)
+# Set SHOAL_THREADS / MEMCACHED_THREADS (default 1) to compare more workers;
+# with more than one, memtier runs 2 threads x 25 connections.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PROTO=${1:-text}; SECS=${2:-10}; ROUNDS=${3:-2}
+PROTO=${1:-text}; SECS=${2:-10}; ROUNDS=${3:-2}; PIPELINE=${4:-16}; PLACEMENT=${5:-free}
+ST=${SHOAL_THREADS:-1}; MT=${MEMCACHED_THREADS:-1}
 for t in memtier_benchmark memcached python3; do
   command -v $t >/dev/null || { echo "$t is not on PATH (memtier: build it from its upstream source; memcached: apt install memcached)"; exit 2; }
 done
+case "$PLACEMENT" in
+  split) SRV_PIN="taskset -c 0"; CLI_PIN="taskset -c 1" ;;
+  colocated) SRV_PIN="taskset -c 0"; CLI_PIN="taskset -c 0" ;;
+  free) SRV_PIN=""; CLI_PIN="" ;;
+  *) echo "placement must be split, colocated or free"; exit 2 ;;
+esac
+MTHREADS=1; MCLIENTS=50
+if [ "$ST" -gt 1 ] || [ "$MT" -gt 1 ]; then MTHREADS=2; MCLIENTS=25; fi
 cargo build --release -q --bins
 TCK=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
@@ -16,9 +33,10 @@ cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 measure() { # label pid port -> prints "label ops/s p99_ms cpu_us_per_op"
   local label=$1 pid=$2 port=$3 json; json=$(mktemp)
   local c0; c0=$(cpu_ticks "$pid")
-  timeout $((SECS + 30)) memtier_benchmark -s 127.0.0.1 -p "$port" --protocol="memcache_$PROTO" \
-    --ratio=1:10 --pipeline=16 --clients=50 --threads=1 --test-time="$SECS" --key-maximum=100000 \
-    --data-size=32 --hide-histogram --json-out-file="$json" >/dev/null 2>&1
+  # shellcheck disable=SC2086
+  timeout $((SECS + 30)) $CLI_PIN memtier_benchmark -s 127.0.0.1 -p "$port" --protocol="memcache_$PROTO" \
+    --ratio=1:10 --pipeline="$PIPELINE" --clients="$MCLIENTS" --threads="$MTHREADS" --test-time="$SECS" \
+    --key-maximum=100000 --data-size=32 --hide-histogram --json-out-file="$json" >/dev/null 2>&1
   local c1; c1=$(cpu_ticks "$pid")
   python3 - "$json" "$label" "$((c1 - c0))" "$TCK" <<'PY'
 import json, sys
@@ -30,10 +48,29 @@ PY
   rm -f "$json"
 }
 
-start_shoal() { local log; log=$(mktemp); target/release/shoal -p 0 -t 1 -m 1024 2>"$log" & SPID=$!
-  for _ in $(seq 1 300); do SPORT=$(sed -n 's/^shoal listening on [^ ]*:\([0-9]*\) .*/\1/p' "$log"); [ -n "$SPORT" ] && break; sleep 0.1; done; }
-start_memcached() { MPORT=$((20000 + RANDOM % 10000)); memcached -u nobody -p "$MPORT" -U 0 -t 1 -m 1024 -l 127.0.0.1 & MPID=$!; sleep 0.5; }
+# Both servers are started, then waited for by connecting, not by sleeping.
+wait_port() { python3 - "$1" <<'PY'
+import socket, sys, time
+for _ in range(300):
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2).close(); sys.exit(0)
+    except OSError: time.sleep(0.05)
+sys.exit("server did not start")
+PY
+}
+start_shoal() { local log; log=$(mktemp)
+  # shellcheck disable=SC2086
+  $SRV_PIN target/release/shoal -p 0 -t "$ST" -m 1024 2>"$log" & SPID=$!
+  SPORT=""
+  for _ in $(seq 1 300); do SPORT=$(sed -n 's/^shoal listening on [^ ]*:\([0-9]*\).*/\1/p' "$log"); [ -n "$SPORT" ] && break; sleep 0.1; done
+  [ -n "$SPORT" ] || { cat "$log"; echo "shoal did not start"; exit 1; }
+  rm -f "$log"; }
+start_memcached() { MPORT=$((20000 + RANDOM % 10000))
+  # shellcheck disable=SC2086
+  $SRV_PIN memcached -u nobody -p "$MPORT" -U 0 -t "$MT" -m 1024 -l 127.0.0.1 & MPID=$!
+  wait_port "$MPORT"; }
 
+echo "# $PROTO, pipeline $PIPELINE, $MTHREADS memtier thread(s) x $MCLIENTS conns, placement $PLACEMENT, shoal -t $ST vs memcached -t $MT, ${SECS}s x $ROUNDS rounds"
 RES=$(mktemp)
 for r in $(seq 1 "$ROUNDS"); do
   start_memcached; measure memcached "$MPID" "$MPORT" | tee -a "$RES"; kill $MPID; wait $MPID 2>/dev/null || true
