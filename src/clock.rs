@@ -43,6 +43,13 @@ pub fn now() -> u32 {
     (e.started.elapsed().as_secs() + 2) as u32
 }
 
+/// The server time at `instant` (for a caller that already read the
+/// clock: one read serves both its timing and its server time).
+pub fn at(instant: Instant) -> u32 {
+    let e = epoch();
+    (instant.saturating_duration_since(e.started).as_secs() + 2) as u32
+}
+
 /// The UTC calendar date and time of unix seconds `t`:
 /// (year, month, day, hour, minute, second), by Howard Hinnant's
 /// civil_from_days.

@@ -1,11 +1,16 @@
 //! The table of open client connections behind `stats conns`. Touched on
 //! accept and close only; each connection publishes its last-command time
 //! and busy flag through its own atomics (single writer), once per batch.
+//!
+//! An entry is kept small (tens of thousands of mostly idle connections
+//! each have one): the peer address lives in the shared `Activity`, and the
+//! listening address, the same for every connection, is kept once (as
+//! memcached's `listen_addr`, the listener's address).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// What a connection shares with `stats conns`.
 #[derive(Debug, Default)]
@@ -16,6 +21,7 @@ pub struct Activity {
     pub busy: AtomicBool,
     /// Multi-tenant mode: the cache the connection authenticated to (0 = none).
     pub cache: AtomicU32,
+    peer: Option<SocketAddr>,
 }
 
 impl Activity {
@@ -28,28 +34,23 @@ impl Activity {
     }
 }
 
-struct Entry {
-    peer: Option<SocketAddr>,
-    local: Option<SocketAddr>,
-    activity: Arc<Activity>,
+static TABLE: Mutex<BTreeMap<i32, Arc<Activity>>> = Mutex::new(BTreeMap::new());
+
+static LISTEN_ADDR: OnceLock<SocketAddr> = OnceLock::new();
+
+/// Records the address the server listens on (once, at start).
+pub fn set_listen_addr(addr: SocketAddr) {
+    let _ = LISTEN_ADDR.set(addr);
 }
 
-static TABLE: Mutex<BTreeMap<i32, Entry>> = Mutex::new(BTreeMap::new());
-
 /// Registers a connection by its fd; the returned guard unregisters on drop.
-pub fn register(
-    fd: i32,
-    peer: Option<SocketAddr>,
-    local: Option<SocketAddr>,
-    now: u32,
-) -> Registration {
-    let activity = Arc::new(Activity::default());
-    activity.last_cmd.store(now, Relaxed);
-    let entry = Entry {
+pub fn register(fd: i32, peer: Option<SocketAddr>, now: u32) -> Registration {
+    let activity = Arc::new(Activity {
         peer,
-        local,
-        activity: activity.clone(),
-    };
+        ..Activity::default()
+    });
+    activity.last_cmd.store(now, Relaxed);
+    let entry = activity.clone();
     TABLE
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -85,19 +86,20 @@ fn addr(a: Option<SocketAddr>) -> String {
 /// only that cache's connections (a tenant sees no one else's clients).
 pub fn report(now: u32, cache: Option<u32>, emit: &mut dyn FnMut(&str, &[u8])) {
     let table = TABLE.lock().unwrap_or_else(|e| e.into_inner());
+    let listen = addr(LISTEN_ADDR.get().copied());
     for (fd, e) in table.iter() {
-        if cache.is_some_and(|c| e.activity.cache.load(Relaxed) != c) {
+        if cache.is_some_and(|c| e.cache.load(Relaxed) != c) {
             continue;
         }
         emit(&format!("{fd}:addr"), addr(e.peer).as_bytes());
-        emit(&format!("{fd}:listen_addr"), addr(e.local).as_bytes());
-        let state: &[u8] = if e.activity.busy.load(Relaxed) {
+        emit(&format!("{fd}:listen_addr"), listen.as_bytes());
+        let state: &[u8] = if e.busy.load(Relaxed) {
             b"conn_parse_cmd"
         } else {
             b"conn_waiting"
         };
         emit(&format!("{fd}:state"), state);
-        let idle = now.saturating_sub(e.activity.last_cmd.load(Relaxed));
+        let idle = now.saturating_sub(e.last_cmd.load(Relaxed));
         emit(
             &format!("{fd}:secs_since_last_cmd"),
             idle.to_string().as_bytes(),
@@ -113,7 +115,8 @@ mod tests {
     fn register_report_unregister() {
         let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         let local: SocketAddr = "127.0.0.1:11211".parse().unwrap();
-        let r = register(-42, Some(peer), Some(local), 10);
+        set_listen_addr(local);
+        let r = register(-42, Some(peer), 10);
         r.activity.start_batch(12);
         let mut lines = Vec::new();
         report(15, None, &mut |n, v| {

@@ -18,6 +18,7 @@ pub mod introspect;
 pub mod latency;
 pub mod protocol;
 pub mod runtime;
+pub mod session;
 pub mod stats;
 pub mod storage;
 pub mod tenancy;

@@ -2,7 +2,9 @@
 //! serve other cores' batches and route their replies back.
 
 use super::conn;
+use super::forward::{Forwarding, Waiting};
 use super::mesh::{Batch, Replies};
+use super::pool::{Pools, ReadBuf};
 use super::shard;
 use crate::admin::probe::{CoreAnswer, KeyAnswer};
 use crate::config::Config;
@@ -12,7 +14,6 @@ use crate::stats::{self, CoreStats};
 use crate::storage::{PrefixWalk, StoreConfig};
 use crate::tenancy::{Registry, Session};
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Senders};
-use glommio::channels::local_channel::LocalSender;
 use glommio::net::TcpListener;
 use glommio::timer::sleep;
 use std::cell::{RefCell, RefMut};
@@ -70,7 +71,7 @@ pub struct Core {
     pub registry: RefCell<Arc<Registry>>,
     /// Authenticated connections on this core, by connection id: closed when
     /// a new registry revokes their credential or disables their cache.
-    pub sessions: RefCell<HashMap<usize, (RawFd, Session)>>,
+    pub sessions: RefCell<HashMap<RawFd, Session>>,
     /// Server-wide counters of this core (cache 0).
     pub stats: Arc<CoreStats>,
     /// This core's latency histograms, pushed to `latency::hub()` each second.
@@ -81,8 +82,14 @@ pub struct Core {
     pub requests: Option<Senders<Batch>>,
     /// Index of this core on the reply mesh (owners answer there).
     pub reply_id: usize,
-    /// Connections waiting for replies, by connection id.
-    pub waiters: RefCell<slab::Slab<LocalSender<Replies>>>,
+    /// Forwarding rounds in flight, collecting their replies.
+    pub waiters: RefCell<slab::Slab<Waiting>>,
+    /// Where a connection with nothing pending reads into (see conn.rs).
+    pub scratch: RefCell<ReadBuf>,
+    /// Read and reply buffers for connections with requests in flight.
+    pub pools: Pools,
+    /// Forwarding queues for connections with requests in flight.
+    pub forwardings: RefCell<Vec<Box<Forwarding>>>,
     hasher: foldhash::fast::FixedState,
 }
 
@@ -164,7 +171,7 @@ impl Core {
             }
         }
         drop(shards);
-        for (fd, session) in self.sessions.borrow().values() {
+        for (fd, session) in self.sessions.borrow().iter() {
             if !next.still_valid(session) {
                 // SAFETY: the fd belongs to a live connection of this core
                 // (removed from `sessions` before the stream is closed).
@@ -340,6 +347,9 @@ pub async fn core_main(
         reply_id: rep_tx.peer_id(),
         requests: (n > 1).then_some(req_tx),
         waiters: RefCell::new(slab::Slab::new()),
+        scratch: RefCell::new(ReadBuf::new()),
+        pools: Pools::default(),
+        forwardings: RefCell::new(Vec::new()),
         hasher: foldhash::fast::FixedState::with_seed(server.hash_seed),
         server: server.clone(),
     });
@@ -397,14 +407,6 @@ async fn accept_loop(core: Rc<Core>, listener: TcpListener) {
             continue;
         }
         core.stats.curr_connections.incr();
-        let c = core.clone();
-        glommio::spawn_local(async move {
-            conn::serve(c.clone(), stream).await;
-            c.stats
-                .curr_connections
-                .set(c.stats.curr_connections.get().saturating_sub(1));
-            c.server.conns.fetch_sub(1, Ordering::AcqRel);
-        })
-        .detach();
+        glommio::spawn_local(conn::serve(core.clone(), stream)).detach();
     }
 }

@@ -30,8 +30,10 @@ pub enum RemoteOp {
 pub struct Batch {
     /// Index of the sending core on the reply mesh.
     pub reply_to: usize,
-    /// Connection id on the sending core (routes the reply back).
-    pub conn: usize,
+    /// The sender's `waiters` slot for this round (routes the reply back).
+    pub slot: usize,
+    /// The round's number: a stale reply never lands in a reused slot.
+    pub round: u64,
     /// The connection's cache: every op runs on the owner's shard of it.
     pub cache: u32,
     pub ops: Vec<RemoteOp>,
@@ -40,7 +42,8 @@ pub struct Batch {
 /// Encoded replies for one `Batch`.
 #[derive(Debug)]
 pub struct Replies {
-    pub conn: usize,
+    pub slot: usize,
+    pub round: u64,
     /// Owner index (request-mesh id) of the core that executed the batch.
     pub from: usize,
     pub data: BytesMut,

@@ -8,8 +8,11 @@
 
 mod conn;
 mod core;
+mod dispatch;
+mod forward;
 mod listener;
 mod mesh;
+mod pool;
 mod shard;
 mod tenants;
 
@@ -92,6 +95,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
             StartError(format!("failed to listen on {addr}: {e}"))
         }
     })?;
+    crate::conns::set_listen_addr(bound);
     stats::init(n);
     crate::latency::init(n);
     // Multi-tenant mode: the control store must open (and lock its data dir)

@@ -54,7 +54,8 @@ fn execute(core: &Core, batch: Batch) -> Replies {
         ends.push(data.len() as u32);
     }
     Replies {
-        conn: batch.conn,
+        slot: batch.slot,
+        round: batch.round,
         from: core.id,
         data,
         ends,
@@ -67,10 +68,7 @@ pub fn spawn_reply_routers(core: Rc<Core>, mut rx: Receivers<Replies>) {
         let core = core.clone();
         glommio::spawn_local(async move {
             while let Some(r) = stream.recv().await {
-                // A connection that died meanwhile simply has no waiter.
-                if let Some(tx) = core.waiters.borrow().get(r.conn) {
-                    let _ = tx.try_send(r);
-                }
+                super::forward::deliver(&core, r);
             }
         })
         .detach();

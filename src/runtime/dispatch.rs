@@ -1,0 +1,369 @@
+//! Carrying out what the session decided: a key's request runs on this
+//! core's shard or is queued for its owner; server-wide commands run here,
+//! one place each whatever the wire, and answer in the request's wire.
+
+use super::conn::{Conn, Flow};
+use super::mesh::RemoteOp;
+use crate::exec::binary as run_binary;
+use crate::exec::stats_cmd::Scope;
+use crate::exec::{self, ascii as run};
+use crate::protocol::ascii::encode;
+use crate::protocol::binary::{self as bin, BinRequest, Status};
+use crate::protocol::{reply, Command, Request};
+use crate::session::{self, AsciiLogin, Control};
+use crate::tenancy;
+use bytes::{BufMut, BytesMut};
+use std::sync::atomic::Ordering;
+
+/// The request a server-wide command answers, in its wire.
+#[derive(Clone, Copy)]
+enum Asker<'a> {
+    Ascii(&'a Request),
+    Binary(&'a BinRequest),
+}
+
+impl Conn {
+    /// A text request past the gate; `control` is None for a single key.
+    pub fn run_ascii(&mut self, req: Request, control: Option<Control>, now: u32) -> Flow {
+        let core = self.core.clone();
+        let cache = self.session.cache;
+        match control {
+            None => {
+                let Some(key) = req.cmd.single_key() else {
+                    return Flow::Continue;
+                };
+                let owner = core.owner(cache, key);
+                if owner == core.id {
+                    run::execute(&mut core.shard(cache), &req, now, &mut self.out);
+                } else {
+                    self.forward(owner, RemoteOp::Single(req));
+                }
+                Flow::Continue
+            }
+            Some(Control::MultiGet) => {
+                let Command::Get {
+                    keys,
+                    with_cas,
+                    touch,
+                } = req.cmd
+                else {
+                    return Flow::Continue;
+                };
+                for key in keys {
+                    let owner = core.owner(cache, &key);
+                    if owner == core.id {
+                        run::get_key(
+                            &mut core.shard(cache),
+                            &key,
+                            with_cas,
+                            touch,
+                            now,
+                            &mut self.out,
+                        );
+                    } else {
+                        let op = RemoteOp::GetKey {
+                            key,
+                            with_cas,
+                            touch,
+                        };
+                        self.forward(owner, op);
+                    }
+                }
+                self.out.put_slice(reply::END);
+                Flow::Continue
+            }
+            Some(c) => self.control(c, Asker::Ascii(&req), now),
+        }
+    }
+
+    /// A binary request past the gate; `control` is None for a keyed one.
+    pub fn run_binary(&mut self, req: BinRequest, control: Option<Control>, now: u32) -> Flow {
+        let core = self.core.clone();
+        let cache = self.session.cache;
+        match control {
+            None => {
+                let Some(key) = req.key_for_routing() else {
+                    return Flow::Continue;
+                };
+                let owner = core.owner(cache, key);
+                if owner == core.id {
+                    run_binary::execute(&mut core.shard(cache), &req, now, &mut self.out);
+                } else {
+                    self.forward(owner, RemoteOp::Binary(req));
+                }
+                Flow::Continue
+            }
+            Some(c) => self.control(c, Asker::Binary(&req), now),
+        }
+    }
+
+    /// The server-wide commands (protocol.md §1.7 for binary).
+    fn control(&mut self, c: Control, asker: Asker<'_>, now: u32) -> Flow {
+        let core = self.core.clone();
+        let settings = &core.server.settings;
+        let noreply = matches!(asker, Asker::Ascii(r) if r.noreply);
+        match (c, asker) {
+            (Control::Flush { delay }, _) => {
+                // T-4: a credential without flush gets memcached's -F answer.
+                let allowed = !settings.disable_flush_all && self.session.may_flush();
+                match asker {
+                    Asker::Ascii(_) => {
+                        if allowed {
+                            self.flush_all(delay, now);
+                        } else {
+                            // memcached counts a refused flush_all too.
+                            self.session.stats.cmd_flush.incr();
+                        }
+                        if !noreply {
+                            self.out.put_slice(if allowed {
+                                reply::OK
+                            } else {
+                                reply::CLIENT_ERROR_FLUSH_NOT_ALLOWED
+                            });
+                        }
+                    }
+                    Asker::Binary(req) if allowed => {
+                        self.flush_all(delay, now);
+                        bin::encode::flush(&mut self.out, req);
+                    }
+                    Asker::Binary(req) => bin::encode::flush_disabled(&mut self.out, req),
+                }
+            }
+            (Control::Version, Asker::Ascii(_)) => {
+                encode::version(&mut self.out, env!("CARGO_PKG_VERSION"))
+            }
+            (Control::Version, Asker::Binary(req)) => {
+                bin::encode::version(&mut self.out, req, env!("CARGO_PKG_VERSION"))
+            }
+            (Control::Verbosity { level }, _) => {
+                exec::VERBOSITY.store(level.min(2) as u8, Ordering::Relaxed);
+                if !noreply {
+                    self.out.put_slice(reply::OK);
+                }
+            }
+            (Control::Quit, Asker::Ascii(_)) => return Flow::Close,
+            (Control::Quit, Asker::Binary(req)) => {
+                bin::encode::quit(&mut self.out, req);
+                return Flow::Close;
+            }
+            // mn has no key: answered here, after every earlier reply (M-mn).
+            (Control::Noop, Asker::Ascii(_)) => self.out.put_slice(reply::META_MN),
+            (Control::Noop, Asker::Binary(req)) => bin::encode::noop(&mut self.out, req),
+            // Earlier forwarded ops have landed (Control::needs_round).
+            (Control::Stats, Asker::Ascii(req)) => {
+                if let Command::Stats { args } = &req.cmd {
+                    self.with_scope(|scope, out| exec::stats_cmd::stats(scope, args, out));
+                }
+            }
+            (Control::Stats, Asker::Binary(req)) => {
+                self.with_scope(|scope, out| run_binary::stat(scope, req, out))
+            }
+            (Control::CacheMemlimit { megabytes }, _) => {
+                let line = if self.session.multi_tenant() {
+                    self.tenant_memlimit(megabytes)
+                } else {
+                    self.memlimit(megabytes)
+                };
+                if !noreply {
+                    self.out.put_slice(line);
+                }
+            }
+            (Control::Shutdown, _) => {
+                // A tenant never stops the server, whatever -A says.
+                if !settings.enable_shutdown || self.session.multi_tenant() {
+                    // memcached 1.6.18's wording (t/shutdown.t).
+                    self.out.put_slice(reply::ERROR_SHUTDOWN_NOT_ENABLED);
+                    return Flow::Continue;
+                }
+                core.server.shutdown.store(true, Ordering::Release);
+                return Flow::Close;
+            }
+            // No authentication in open mode: memcached built without SASL
+            // answers these as unknown commands.
+            (
+                Control::SaslListMechs | Control::SaslAuth | Control::SaslStep,
+                Asker::Binary(req),
+            ) if self.session.multi_tenant() => self.sasl(c, req),
+            (_, Asker::Binary(req)) => bin::encode::unknown_command(&mut self.out, req),
+            (_, Asker::Ascii(_)) => self.out.put_slice(reply::ERROR),
+        }
+        Flow::Continue
+    }
+
+    /// Runs `f` with the stats scope of this connection (its cache's
+    /// counters and plan in multi-tenant mode, the server's in open mode)
+    /// and the reply buffer.
+    fn with_scope(&mut self, f: impl FnOnce(&Scope<'_>, &mut BytesMut)) {
+        let registry = crate::stats::cache(self.session.cache);
+        let scope = Scope {
+            config: &self.core.server.config,
+            stats: &registry,
+            cache: self
+                .session
+                .login()
+                .map(|s| (s.cache_id, self.core.plan(s.cache_id))),
+        };
+        f(&scope, &mut self.out);
+    }
+
+    /// Queues `op` for `dest`; its reply will be spliced in at the current
+    /// end of the replies.
+    fn forward(&mut self, dest: usize, op: RemoteOp) {
+        let core = &self.core;
+        let fwd = self
+            .fwd
+            .get_or_insert_with(|| core.forwardings.borrow_mut().pop().unwrap_or_default());
+        fwd.push(core.n, dest, op, self.out.len());
+    }
+
+    /// Queues a server-wide op for every other core (this one applied it inline).
+    fn forward_to_others(&mut self, op: impl Fn() -> RemoteOp) {
+        let (me, n) = (self.core.id, self.core.n);
+        for dest in (0..n).filter(|d| *d != me) {
+            self.forward(dest, op());
+        }
+    }
+
+    /// flush_all on every core: here at once, on the others in order behind
+    /// this connection's earlier forwarded ops.
+    fn flush_all(&mut self, delay: i64, now: u32) {
+        let core = self.core.clone();
+        self.session.stats.cmd_flush.incr();
+        let at = exec::flush_time(delay, now);
+        core.shard(self.session.cache).flush(at, now);
+        self.forward_to_others(|| RemoteOp::Flush { at });
+    }
+
+    /// Binds the connection to a login (and its cache).
+    fn log_in(&mut self, login: tenancy::Session) {
+        self.log_out();
+        let core = self.core.clone();
+        let stats = crate::stats::cache(login.cache_id).core(core.id);
+        self.activity.cache.store(login.cache_id, Ordering::Relaxed);
+        core.sessions.borrow_mut().insert(self.fd, login.clone());
+        let version = core.registry.borrow().version();
+        self.session.log_in(login, stats, version);
+    }
+
+    pub fn log_out(&mut self) {
+        if self.session.log_out(&self.core.stats) {
+            self.core.sessions.borrow_mut().remove(&self.fd);
+            self.activity.cache.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// The first command of a multi-tenant text connection (protocol.md
+    /// §1.5).
+    pub fn ascii_auth(&mut self, req: &Request) -> Flow {
+        let core = self.core.clone();
+        // A credential created a moment ago may not have reached this
+        // core's tick yet: look for a newer snapshot first.
+        if !matches!(req.cmd, Command::Store { .. } | Command::TooLarge { .. }) {
+            self.out.put_slice(reply::CLIENT_ERROR_UNAUTHENTICATED);
+            return Flow::Continue;
+        }
+        core.refresh_registry();
+        let line = match session::ascii_login(&core.registry.borrow(), req) {
+            AsciiLogin::Attempt(result) => {
+                core.stats.auth_cmds.incr();
+                match result {
+                    Ok(login) => {
+                        self.log_in(login);
+                        reply::STORED
+                    }
+                    Err(line) => {
+                        core.stats.auth_errors.incr();
+                        line
+                    }
+                }
+            }
+            AsciiLogin::TooLong => {
+                core.stats.auth_cmds.incr();
+                core.stats.auth_errors.incr();
+                reply::CLIENT_ERROR_AUTH_TOKEN_TOO_LONG
+            }
+            AsciiLogin::NotLogin => reply::CLIENT_ERROR_UNAUTHENTICATED,
+        };
+        self.out.put_slice(line);
+        Flow::Continue
+    }
+
+    /// Binary SASL (protocol.md §1.7): LIST_MECHS answers `PLAIN`; AUTH
+    /// checks a PLAIN message; STEP has nothing to continue (PLAIN is one
+    /// step). A failure keeps the connection open, as memcached does, so a
+    /// client may retry. Earlier forwarded ops went out before an AUTH
+    /// (Control::needs_round), so none are left for the previous cache.
+    fn sasl(&mut self, c: Control, req: &BinRequest) {
+        let core = self.core.clone();
+        match c {
+            Control::SaslListMechs => {
+                bin::encode::success_value(&mut self.out, req, tenancy::plain_mechs().as_bytes())
+            }
+            Control::SaslAuth => {
+                core.stats.auth_cmds.incr();
+                core.refresh_registry();
+                let login = session::sasl_login(&core.registry.borrow(), req);
+                match login {
+                    Some(login) => {
+                        self.log_in(login);
+                        bin::encode::success_value(&mut self.out, req, b"Authenticated");
+                    }
+                    None => {
+                        core.stats.auth_errors.incr();
+                        bin::encode::error(&mut self.out, req, Status::AuthError);
+                    }
+                }
+            }
+            _ => {
+                core.stats.auth_cmds.incr();
+                core.stats.auth_errors.incr();
+                bin::encode::error(&mut self.out, req, Status::AuthError);
+            }
+        }
+    }
+
+    /// cache_memlimit on a hosted cache: lowers (or restores) the cache's own
+    /// limit, never above the plan the operator gave it.
+    fn tenant_memlimit(&mut self, megabytes: u64) -> &'static [u8] {
+        if megabytes < 8 {
+            return reply::MEMLIMIT_TOO_SMALL;
+        }
+        if !self.session.may_write() {
+            return reply::NOT_STORED;
+        }
+        let core = self.core.clone();
+        let cache = self.session.cache;
+        let plan = core
+            .registry
+            .borrow()
+            .cache(cache)
+            .map_or(0, |c| c.memory_limit);
+        let want = megabytes.saturating_mul(1 << 20);
+        if want > plan {
+            return reply::CLIENT_ERROR_MEMLIMIT_ABOVE_PLAN;
+        }
+        if let Some(t) = &core.server.tenants {
+            t.budget(cache).set_plan(want as usize);
+        }
+        reply::OK
+    }
+
+    /// cache_memlimit (A-memlimit): split the new limit across cores.
+    fn memlimit(&mut self, megabytes: u64) -> &'static [u8] {
+        if megabytes < 8 {
+            return reply::MEMLIMIT_TOO_SMALL;
+        }
+        if megabytes > 1_000_000_000 {
+            return reply::MEMLIMIT_ADJUST_FAILED_MEGABYTES;
+        }
+        let core = self.core.clone();
+        let per_core = (megabytes as usize).saturating_mul(1 << 20) / core.n;
+        {
+            let mut shard = core.shard.borrow_mut();
+            shard.store.set_memory_limit(per_core);
+            shard.publish();
+        }
+        self.forward_to_others(|| RemoteOp::MemLimit { bytes: per_core });
+        reply::OK
+    }
+}
