@@ -19,6 +19,7 @@ mod alerts;
 mod api_v2;
 mod auth;
 mod body;
+mod dashboard;
 pub mod history;
 mod insight;
 mod introspection;
