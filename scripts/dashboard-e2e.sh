@@ -23,7 +23,7 @@ if [ ! -x "$CHROMIUM" ]; then
     fail "apt-get install chromium"
 fi
 [ -x "$CHROMIUM" ] || fail "no chromium at $CHROMIUM"
-command -v node >/dev/null || {
+command -v node >/dev/null && command -v npm >/dev/null || {
   echo "dashboard-e2e: installing nodejs and npm (apt)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null ||
     fail "apt-get install nodejs npm"

@@ -389,10 +389,21 @@ async function main() {
     if (body.cache_id !== web.id || body.trigger_type !== 'hit_rate' || body.trigger_threshold !== 90) {
       throw new Error('webhook body ' + hooks[0].body);
     }
-    await page.reload();
-    await ready();
+    // The page refreshes the alert's state by itself.
+    await page.waitForSelector('#alerts [data-alert-state] .badge:text("firing")');
   });
   await shot('alerts');
+  await step('an alert and a delivery config are deleted in the page', async () => {
+    await page.click('[data-delete-alert]');
+    await page.click('#confirm-ok');
+    await page.waitForSelector('#alerts tr[data-alert-id]', { state: 'detached' });
+    await ready();
+    await page.click('[data-delete-config]');
+    await page.click('#confirm-ok');
+    await page.waitForSelector('#configs tr[data-config-id]', { state: 'detached' });
+    const r = await request(admin, 'GET', '/api/v2/caches/' + web.id + '/alerts', { auth: web });
+    if (r.json.length !== 0) throw new Error('alerts left: ' + r.text);
+  });
 
   // ---- introspection
   await step('introspection: popular items, recent log, key lookup, watched prefix', async () => {

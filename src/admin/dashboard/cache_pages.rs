@@ -536,7 +536,7 @@ pub(super) async fn alerts(
                                 td { "config " (u(a, "delivery_config_id")) }
                                 td { (s(a, "description")) }
                                 td { (if a["enabled"] == true { "yes" } else { "no" }) }
-                                td {
+                                td data-alert-state {
                                     @if a["triggered"] == true { span.badge.bad { "firing" } } @else { span.badge.good { "ok" } }
                                     @if let Some(t) = a["last_triggered"].as_str() { br; span.small.muted { "last " (t) } }
                                 }

@@ -129,14 +129,18 @@ pub(super) async fn operator_summary(state: &Arc<AdminState>) -> Value {
         .and_then(|v| v.get("latency").cloned())
         .unwrap_or_else(|| json!({}));
     let t = crate::stats::registry().totals();
+    // Items and bytes live in the caches; the server-wide counters have
+    // the connections and the node's item memory.
+    let sum = |k: &str| rows.iter().filter_map(|r| r[k].as_u64()).sum::<u64>();
+    let (bytes, items) = (sum("bytes"), sum("curr_items"));
     json!({
         "caches": rows,
         "node": {
             "status": super::super::status::report(),
             "latency": latency,
-            "bytes": t.bytes,
+            "bytes": bytes,
             "limit_maxbytes": t.limit_maxbytes,
-            "curr_items": t.curr_items,
+            "curr_items": items,
             "curr_connections": t.curr_connections,
             "total_connections": t.total_connections,
             "plans_total": caches.iter().map(|c| c.memory_limit).sum::<u64>(),

@@ -527,6 +527,21 @@
         $('#alert-type').focus();
       });
     }
+    // Keeps each alert's firing state fresh.
+    every(async () => {
+      for (const a of await call('GET', api + 'alerts')) {
+        const td = $('tr[data-alert-id="' + a.id + '"] [data-alert-state]');
+        if (!td) continue;
+        td.textContent = '';
+        const badge = cell('span', a.triggered ? 'firing' : 'ok', 'badge ' + (a.triggered ? 'bad' : 'good'));
+        td.appendChild(badge);
+        if (a.last_triggered) {
+          td.appendChild(document.createElement('br'));
+          td.appendChild(cell('span', 'last ' + a.last_triggered, 'small muted'));
+        }
+      }
+      body.dataset.refreshed = String(Date.now());
+    });
     for (const btn of $$('[data-delete-alert]')) {
       btn.addEventListener('click', guarded(async () => {
         const id = btn.dataset.deleteAlert;
