@@ -164,6 +164,8 @@ fn links_sessions_csrf_and_the_operator() {
     assert!(old.body.contains("not valid"));
 
     // The operator.
+    assert_eq!(http(&s, "GET", "/", &[HTML], "").status, 303);
+    assert_eq!(http(&s, "GET", "/", &[], "").status, 404);
     assert_eq!(http(&s, "GET", "/dashboard/", &[HTML], "").status, 303);
     let token = std::fs::read_to_string(dir.path().join("operator.token")).unwrap();
     let form = [("Content-Type", "application/x-www-form-urlencoded")];

@@ -357,6 +357,24 @@ async function main() {
     });
   });
   await shot('settings');
+  await step('credentials are promoted and deleted in the page', async () => {
+    const primary = async () => {
+      const r = await request(admin, 'GET', '/api/v2/caches/' + web.id + '/credentials', { auth: web });
+      return r.json.find((c) => c.primary).sasl_username;
+    };
+    await page.click('[data-promote="' + newCred.user + '"]');
+    await page.waitForSelector('#credentials tr[data-username="' + web.user + '"] [data-promote]');
+    await ready();
+    if ((await primary()) !== newCred.user) throw new Error('primary is ' + (await primary()));
+    await page.click('[data-promote="' + web.user + '"]');
+    await page.waitForSelector('[data-delete-cred="' + newCred.user + '"]');
+    await ready();
+    await page.click('[data-delete-cred="' + newCred.user + '"]');
+    await page.click('#confirm-ok');
+    await page.waitForSelector('#credentials tr[data-username="' + newCred.user + '"]', { state: 'detached' });
+    await ready();
+    if ((await saslAuth(data, newCred.user, newCred.pass)) === 0) throw new Error('a deleted credential authenticated');
+  });
 
   // ---- alerts: created in the page, fired to the local receiver
   await step('an alert created in the page fires to a local webhook', async () => {
@@ -424,6 +442,14 @@ async function main() {
     await page.waitForFunction(() => Object.keys(window.shoalCharts).some((k) => k.startsWith('prefix-')));
   });
   await shot('introspection');
+  await step('a watched prefix is removed in the page', async () => {
+    await page.click('[data-unwatch]');
+    await page.click('#confirm-ok');
+    await page.waitForSelector('li[data-prefix-id]', { state: 'detached' });
+    await ready();
+    const r = await request(admin, 'GET', '/api/v2/caches/' + web.id + '/introspection/prefixes', { auth: web });
+    if (r.json.length !== 0) throw new Error('prefixes left: ' + r.text);
+  });
 
   // ---- flush
   await step('the Flush button empties the cache', async () => {
@@ -556,10 +582,19 @@ async function main() {
     await page.waitForSelector('button[data-set-enabled="true"][data-cache="' + jobs.id + '"]');
     await ready();
     if ((await saslAuth(data, jobs.user, jobs.pass)) === 0) throw new Error('a disabled cache authenticated');
-    await page.click('button[data-set-enabled="true"][data-cache="' + jobs.id + '"]');
-    await page.waitForSelector('button[data-set-enabled="false"][data-cache="' + jobs.id + '"]');
+  });
+
+  await step('a disabled cache is enabled from its own settings page', async () => {
+    await page.goto(origin + '/dashboard/caches/' + jobs.id + '/settings');
+    await ready();
+    await shot('settings-disabled');
+    await page.click('#enable-cache');
+    await page.waitForSelector('#enable-cache', { state: 'detached' });
     await ready();
     if ((await saslAuth(data, jobs.user, jobs.pass)) !== 0) throw new Error('re-enabled cache refused');
+    await page.goto(origin + '/dashboard/');
+    await ready();
+    await page.waitForSelector('button[data-set-enabled="false"][data-cache="' + jobs.id + '"]');
   });
 
   await step('the operator opens a cache\'s dashboard', async () => {

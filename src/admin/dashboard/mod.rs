@@ -12,6 +12,7 @@
 //! | `GET /dashboard/operator/summary.json` | its numbers |
 //! | `ANY /dashboard/operator/api/REST` | `/admin/v1/REST` |
 //! | `GET /dashboard/assets/NAME` | script, stylesheet, uPlot |
+//! | `GET /` (browsers) | 303 to `/dashboard/` |
 //!
 //! Pages are rendered here (maud) with their numbers; `assets/dash.js`
 //! refreshes the numbers, draws the graphs (uPlot) and sends the actions,
@@ -30,7 +31,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::header::{ACCEPT, SET_COOKIE};
+use axum::http::header::{ACCEPT, LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -74,6 +75,19 @@ pub(crate) fn router() -> Router<Arc<AdminState>> {
         .route("/dashboard/caches/{id}/latency.json", get(cache_latency))
         .route("/dashboard/caches/{id}/api/{*rest}", any(cache_api))
         .route("/dashboard/assets/{name}", get(assets::serve))
+        .route("/", get(root))
+}
+
+/// A browser opening the admin address lands on the dashboard; anything
+/// else gets the fallback's answer.
+async fn root(headers: HeaderMap) -> Response {
+    if wants_html(&headers) {
+        let mut resp = StatusCode::SEE_OTHER.into_response();
+        resp.headers_mut()
+            .insert(LOCATION, HeaderValue::from_static("/dashboard/"));
+        return resp;
+    }
+    json_error(StatusCode::NOT_FOUND, "no such route")
 }
 
 /// Does the client want a page rather than JSON (a browser navigating)?

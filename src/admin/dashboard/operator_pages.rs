@@ -64,7 +64,7 @@ fn login_page(status: StatusCode, error: Option<&str>) -> Response {
     let main = html! {
         section.narrow {
             h1 { "Operator sign-in" }
-            p { "Sign in with the operator token (printed when the data dir was created; kept in its control file)." }
+            p { "Sign in with the operator token: printed when the data dir was created, and kept in its operator.token file." }
             @if let Some(e) = error { p.note.bad role="alert" { (e) } }
             form method="post" action="/dashboard/login" .stack {
                 label for="token" { "Operator token" }
