@@ -557,6 +557,11 @@ async function main() {
     for (const c of [web, jobs]) if (!listed.includes(c.id)) throw new Error('cache ' + c.id + ' missing: ' + listed);
     const grade = await page.textContent('[data-status="status"]');
     if (!['green', 'yellow', 'red'].includes(grade.trim())) throw new Error('status ' + grade);
+    await page.setViewportSize({ width: 390, height: 844 });
+    const over = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    await shot('operator-phone');
+    await page.setViewportSize({ width: 1280, height: 800 });
+    if (over > 0) throw new Error('operator page overflows a phone by ' + over + ' px');
   });
   await shot('operator');
 

@@ -17,7 +17,7 @@ use subtle::ConstantTimeEq;
 
 use super::cache_pages::latency_table;
 use super::layout::{self, bytes, hit_class, int, pct, Nav};
-use super::session::{self, Access};
+use super::session;
 use super::{data, json_error};
 use crate::admin::AdminState;
 
@@ -111,7 +111,7 @@ pub(super) async fn logout(State(state): Shared, headers: HeaderMap, body: Bytes
     // Either session's token signs it out; a forged request cannot.
     let known = session::operator(&state, &headers)
         .into_iter()
-        .chain(sso_access(&state, &headers))
+        .chain(session::any_sso(&state, &headers))
         .any(|a| session::csrf_ok(&a, &headers, csrf.as_deref()));
     if !known {
         return json_error(StatusCode::FORBIDDEN, "missing or wrong CSRF token");
@@ -123,14 +123,6 @@ pub(super) async fn logout(State(state): Shared, headers: HeaderMap, body: Bytes
         }
     }
     resp
-}
-
-/// The cache session of the browser, whichever cache it is for.
-fn sso_access(state: &AdminState, headers: &HeaderMap) -> Option<Access> {
-    let caches = super::super::routes::lock(state).caches();
-    caches
-        .iter()
-        .find_map(|c| session::for_cache(state, headers, c.id).filter(|a| !a.operator))
 }
 
 pub(super) async fn summary(State(state): Shared, headers: HeaderMap) -> Response {

@@ -157,6 +157,13 @@ fn sso(state: &AdminState, headers: &HeaderMap, cache: u32) -> Option<Access> {
     })
 }
 
+/// The browser's cache session, whichever cache it is for.
+pub(super) fn any_sso(state: &AdminState, headers: &HeaderMap) -> Option<Access> {
+    let value = cookie(headers, SSO_COOKIE)?;
+    let (id, _) = value.strip_prefix("c.")?.split_once('.')?;
+    sso(state, headers, id.parse().ok()?)
+}
+
 /// The session that may see `cache`: the operator's, else the cache's own.
 pub(super) fn for_cache(state: &AdminState, headers: &HeaderMap, cache: u32) -> Option<Access> {
     operator(state, headers).or_else(|| sso(state, headers, cache))
