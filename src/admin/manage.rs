@@ -98,7 +98,7 @@ fn check_link(
     Ok((cache, secret))
 }
 
-/// A browser gets the dashboard (`dashboard/`); anything else the
+/// A browser gets the web dashboard (`dashboard/`); anything else the
 /// read-only summary as JSON.
 async fn dashboard(
     State(state): Shared,

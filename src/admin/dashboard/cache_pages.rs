@@ -13,8 +13,7 @@ use serde_json::Value;
 
 use super::layout::{self, bytes, hit_class, int, pct, Nav};
 use super::session::{self, Access};
-use super::{cache_id, data, proxy};
-use crate::admin::AdminState;
+use super::{cache_id, data, proxy, AdminState};
 
 type Shared = State<Arc<AdminState>>;
 

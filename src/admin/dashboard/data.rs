@@ -6,10 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use super::super::history::{History, FIELDS};
-use super::super::routes::lock;
-use super::super::AdminState;
-use super::proxy;
+use super::{lock, node_status, proxy, AdminState, History, FIELDS};
 use crate::tenancy::Cache;
 
 fn field(name: &str) -> usize {
@@ -136,7 +133,7 @@ pub(super) async fn operator_summary(state: &Arc<AdminState>) -> Value {
     json!({
         "caches": rows,
         "node": {
-            "status": super::super::status::report(),
+            "status": node_status(),
             "latency": latency,
             "bytes": bytes,
             "limit_maxbytes": t.limit_maxbytes,

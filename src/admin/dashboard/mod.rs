@@ -38,9 +38,15 @@ use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
-use super::routes::lock;
-use super::AdminState;
 use crate::tenancy::Cache;
+
+// What the dashboard takes from the rest of the admin endpoint, named once
+// here: its state, the store lock, the router it sends actions through,
+// the stats history and the node status.
+use super::history::{History, FIELDS};
+use super::routes::{lock, router as admin_router};
+use super::status::report as node_status;
+use super::AdminState;
 
 type Shared = State<Arc<AdminState>>;
 

@@ -18,8 +18,7 @@ use subtle::ConstantTimeEq;
 use super::cache_pages::latency_table;
 use super::layout::{self, bytes, hit_class, int, pct, Nav};
 use super::session;
-use super::{data, json_error};
-use crate::admin::AdminState;
+use super::{data, json_error, AdminState};
 
 type Shared = State<Arc<AdminState>>;
 

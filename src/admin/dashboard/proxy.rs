@@ -14,8 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tower::ServiceExt;
 
-use super::super::routes::lock;
-use super::super::AdminState;
+use super::{admin_router, lock, AdminState};
 
 /// Most a proxied answer may be (the API's largest are a month of stats).
 const MAX_ANSWER: usize = 16 << 20;
@@ -55,7 +54,7 @@ pub(super) async fn call(
     };
     // The same router the listener serves (built per call: it holds no
     // state of its own, and keeping one would hold the admin state).
-    let router = super::super::routes::router(state.clone());
+    let router = admin_router(state.clone());
     match router.oneshot(req).await {
         Ok(resp) => resp,
         Err(never) => match never {},

@@ -22,8 +22,7 @@ use axum::http::HeaderMap;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::super::routes::lock;
-use super::super::AdminState;
+use super::{lock, AdminState};
 
 pub(super) const OP_COOKIE: &str = "shoal_op";
 pub(super) const SSO_COOKIE: &str = "shoal_sso";
