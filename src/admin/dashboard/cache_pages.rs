@@ -530,9 +530,15 @@ pub(super) async fn alerts(
                         @for a in &alerts {
                             @let aid = u(a, "id");
                             tr data-alert-id=(aid) data-alert=(a.to_string()) {
-                                td { (s(a, "trigger_type")) }
+                                td { (match s(a, "trigger_type") { "hit_rate" => "hit rate below", "memory_usage" => "memory usage above", t => t }) }
                                 td.num { (u(a, "trigger_threshold")) "%" }
-                                td { "config " (u(a, "delivery_config_id")) }
+                                td {
+                                    @let cid = u(a, "delivery_config_id");
+                                    @match configs.iter().find(|c| u(c, "id") == cid) {
+                                        Some(c) => { (s(c, "delivery_type")) " " code { (config_target(c)) } }
+                                        None => { "config " (cid) }
+                                    }
+                                }
                                 td { (s(a, "description")) }
                                 td { (if a["enabled"] == true { "yes" } else { "no" }) }
                                 td data-alert-state {
