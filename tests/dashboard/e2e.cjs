@@ -625,6 +625,18 @@ async function main() {
   check(foreign.length === 0 && requests.length > 20, 'no request leaves the server\'s origin (' + requests.length + ' requests)', foreign.join('\n'));
 }
 
+// Stopped from outside (the runner's timeout): stop shoal too.
+for (const sig of ['SIGTERM', 'SIGINT']) {
+  process.on(sig, () => {
+    console.log('FAIL stopped by ' + sig);
+    for (const c of cleanups) {
+      try { c(); } catch (e) { /* best effort */ }
+    }
+    console.log(passed + ' passed, ' + (failed + 1) + ' failed');
+    process.exit(1);
+  });
+}
+
 main()
   .catch((e) => fail('test run', (e && e.stack) || String(e)))
   .finally(async () => {
