@@ -84,6 +84,9 @@ scripts/prometheus-check.sh
 echo "== schemathesis against /api/v2/openapi.json =="
 scripts/schemathesis-check.sh
 
+echo "== web dashboard in a real browser: chromium + playwright-core =="
+scripts/dashboard-e2e.sh
+
 echo "== load smoke: mc-load (bounded: 5 s) against the same shoal =="
 target/release/mc-load --server "$ADDR" --conns 8 --pipeline 16 --ratio 1:10 --seconds 5
 echo "== all tests passed =="

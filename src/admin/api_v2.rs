@@ -113,6 +113,8 @@ fn basic(headers: &HeaderMap) -> Option<(String, Vec<u8>)> {
 /// (401), checks it belongs to this cache and may use the API (403), and
 /// returns the cache (404 when it is gone). A disabled cache's credentials
 /// still reach the API: `enable_cache` is how its users turn it back on.
+/// `Authorization: Bearer` with the operator token stands for a credential
+/// of any cache.
 pub(super) fn authorize(
     state: &AdminState,
     headers: &HeaderMap,
@@ -121,6 +123,12 @@ pub(super) fn authorize(
     let id: u32 = raw_id
         .parse()
         .map_err(|_| ApiError::invalid("The specified cache ID is invalid (not a number)."))?;
+    // The operator token reaches every cache (the dashboard acts through it).
+    if super::auth::is_operator(headers, &state.token_digest) {
+        return lock(state)
+            .cache(id)
+            .ok_or_else(|| ApiError::not_found("Cache not found."));
+    }
     let (user, pass) = basic(headers).ok_or_else(unauthorized)?;
     let store = lock(state);
     let cred = store

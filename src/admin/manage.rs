@@ -5,7 +5,7 @@
 //! | --- | --- |
 //! | `POST /api/v2/caches/:id/rotate_sso` | 200 the new dashboard link (a JSON string) |
 //! | `POST /api/v2/caches/:id/switch_cluster` | 200 the cluster name (a JSON string) |
-//! | `GET /sso/:id?token=` | 200 the cache's dashboard summary; 401 for a rotated-away token |
+//! | `GET /sso/:id?token=` | 200 the cache's dashboard summary (a browser: the dashboard itself); 401 for a rotated-away token |
 //!
 //! A dashboard link carries the cache's SSO secret; rotating it makes every
 //! earlier link answer 401, like MemCachier's "invalidating dashboard URLs".
@@ -31,6 +31,7 @@ use super::api_v2::authorize;
 use super::body::{parse_id, ApiError};
 use super::routes::{lock, mutate};
 use super::AdminState;
+use crate::tenancy::Cache;
 
 type Shared = State<Arc<AdminState>>;
 type ApiResult = Result<Response, ApiError>;
@@ -73,16 +74,17 @@ fn unauthorized() -> ApiError {
     )
 }
 
-/// The read-only summary a dashboard link opens.
-async fn dashboard(
-    State(state): Shared,
-    Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> ApiResult {
-    let id = parse_id(&id)?;
+/// The cache a dashboard link opens and its current secret, once the
+/// link's token is checked.
+fn check_link(
+    state: &AdminState,
+    id: &str,
+    q: &HashMap<String, String>,
+) -> Result<(Cache, String), ApiError> {
+    let id = parse_id(id)?;
     let token = q.get("token").ok_or_else(unauthorized)?;
     let (cache, secret) = {
-        let store = lock(&state);
+        let store = lock(state);
         let cache = store
             .cache(id)
             .ok_or_else(|| ApiError::not_found("Cache not found."))?;
@@ -93,6 +95,22 @@ async fn dashboard(
     if !ok {
         return Err(unauthorized());
     }
+    Ok((cache, secret))
+}
+
+/// A browser gets the web dashboard (`dashboard/`); anything else the
+/// read-only summary as JSON.
+async fn dashboard(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let link = check_link(&state, &id, &q);
+    if super::dashboard::wants_html(&headers) {
+        return Ok(super::dashboard::sso_landing(&state, link.map_err(drop)));
+    }
+    let (cache, _) = link?;
     let t = crate::stats::cache(cache.id).totals();
     Ok(Json(json!({
         "id": cache.id,

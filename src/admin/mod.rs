@@ -12,6 +12,7 @@
 //! - `auth.rs`: the operator bearer-token check.
 //! - `body.rs`: request bodies, memory sizes, JSON views and errors.
 //! - `metrics.rs`: the Prometheus `GET /metrics` (no token, like `/healthz`).
+//! - `dashboard/`: the web dashboard (`/dashboard`, and `/sso/ID` in a browser).
 //!
 //! The client side of the same API is `crate::cli`.
 
@@ -19,6 +20,7 @@ mod alerts;
 mod api_v2;
 mod auth;
 mod body;
+mod dashboard;
 pub mod history;
 mod insight;
 mod introspection;

@@ -78,6 +78,7 @@ pub(crate) fn router(state: Arc<AdminState>) -> Router {
                 .merge(super::manage::router()),
         )
         .merge(super::manage::sso_router())
+        .merge(super::dashboard::router())
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)
 }
