@@ -14,13 +14,17 @@
 use super::core::Core;
 use super::forward::Forwarding;
 use super::pool::{ReadBuf, BUF_SIZE};
+use super::socket::Socket;
 use crate::conns::{Activity, Registration};
 use crate::protocol::reply;
 use crate::session::{self, view, Gate, Next, Reply, Session};
 use bytes::{BufMut, BytesMut};
-use futures_lite::{ready, AsyncRead, AsyncWriteExt};
+use futures_lite::{ready, AsyncWriteExt};
 use glommio::net::TcpStream;
-use std::os::fd::{AsRawFd, RawFd};
+use glommio::timer::Timer;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -50,7 +54,7 @@ pub enum Flow {
 
 pub struct Conn {
     pub core: Rc<Core>,
-    stream: TcpStream,
+    sock: Socket,
     pub session: Session,
     pub fd: RawFd,
     /// This connection's line in `stats conns` (removed on drop).
@@ -62,8 +66,9 @@ pub struct Conn {
     rbuf: Option<ReadBuf>,
     /// This read's forwarded ops (from the core's pool while busy).
     pub fwd: Option<Box<Forwarding>>,
-    /// Multi-tenant mode: when authentication must be complete (T-7).
-    deadline: Option<Instant>,
+    /// Multi-tenant mode: when authentication must be complete (T-7),
+    /// and the timer that ends a read still waiting then.
+    deadline: Option<(Instant, Pin<Box<Timer>>)>,
 }
 
 /// Serves one connection until it closes. The future is what an idle
@@ -73,8 +78,8 @@ pub struct Conn {
 /// Not an `async fn`: the future uses the `Conn` it captured in place, so
 /// it holds one copy of it and nothing else an idle connection would pay
 /// for (rebinding a captured value, or an argument, costs a second slot).
-pub fn serve(core: Rc<Core>, stream: TcpStream) -> impl std::future::Future<Output = ()> {
-    let mut conn = Conn::new(core, stream);
+pub fn serve(core: Rc<Core>, sock: Socket, peer: Option<SocketAddr>) -> impl Future<Output = ()> {
+    let mut conn = Conn::new(core, sock, peer);
     async move {
         loop {
             let authenticated = conn.session.authenticated();
@@ -91,7 +96,6 @@ pub fn serve(core: Rc<Core>, stream: TcpStream) -> impl std::future::Future<Outp
             let flow = Box::pin(conn.drain()).await;
             if conn.session.authenticated() && !authenticated {
                 conn.deadline = None;
-                let _ = conn.stream.set_read_timeout(None);
             }
             if flow == Flow::Close {
                 break;
@@ -107,7 +111,8 @@ impl Conn {
     async fn close(&mut self) {
         self.release();
         self.log_out();
-        let _ = Box::pin(self.stream.close()).await;
+        // Closing the fd (when the Conn drops) ends the connection.
+        self.sock.deregister(&self.core.readiness);
         let stats = &self.core.stats;
         stats
             .curr_connections
@@ -115,15 +120,16 @@ impl Conn {
         self.core.server.conns.fetch_sub(1, Ordering::AcqRel);
     }
 
-    fn new(core: Rc<Core>, stream: TcpStream) -> Conn {
-        let _ = stream.set_nodelay(true);
-        let fd = stream.as_raw_fd();
-        let registration = crate::conns::register(fd, stream.peer_addr().ok(), crate::clock::now());
+    fn new(core: Rc<Core>, sock: Socket, peer: Option<SocketAddr>) -> Conn {
+        let fd = sock.raw();
+        let registration = crate::conns::register(fd, peer, crate::clock::now());
         let multi_tenant = core.server.tenants.is_some();
         let deadline = core.server.tenants.as_ref().map(|t| {
             // T-7: the whole authentication must fit in the deadline.
-            let _ = stream.set_read_timeout(Some(t.auth_timeout));
-            Instant::now() + t.auth_timeout
+            (
+                Instant::now() + t.auth_timeout,
+                Box::pin(Timer::new(t.auth_timeout)),
+            )
         });
         let limits = session::Limits {
             item_size_max: core.server.config.item_size_max,
@@ -138,42 +144,41 @@ impl Conn {
             rbuf: None,
             fwd: None,
             deadline,
-            stream,
+            sock,
             core,
         }
     }
 
-    /// Before authentication each read gets only what is left of the
-    /// deadline; false once it has passed.
-    fn within_deadline(&mut self) -> bool {
-        let Some(deadline) = self.deadline else {
-            return true;
-        };
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return false;
-        }
-        let _ = self.stream.set_read_timeout(Some(left));
-        true
+    /// Before authentication, false once the deadline has passed.
+    fn within_deadline(&self) -> bool {
+        self.deadline
+            .as_ref()
+            .is_none_or(|(at, _)| Instant::now() < *at)
     }
 
     /// Reads whatever is available. A partial request continues in its
     /// own buffer; otherwise the bytes land in the core's scratch buffer,
     /// which this connection then takes (the core gets a fresh one from
-    /// its pool), so waiting for bytes holds no buffer. glommio's
-    /// `poll_read` touches the buffer only during the call (a direct recv,
-    /// else it arms a readiness poll and keeps no pointer), so lending a
-    /// buffer per poll is sound.
+    /// its pool), so waiting for bytes holds no buffer: the buffer is only
+    /// touched by the `recv` inside this call.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
-        let stream = Pin::new(&mut self.stream);
+        if let Some((_, timer)) = self.deadline.as_mut() {
+            if timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(std::io::ErrorKind::TimedOut.into()));
+            }
+        }
+        let core = &self.core;
         if let Some(rbuf) = self.rbuf.as_mut() {
-            let n = ready!(stream.poll_read(cx, rbuf.spare(READ_MIN)))?;
+            let n = ready!(self
+                .sock
+                .poll_recv(&core.readiness, cx, rbuf.spare(READ_MIN)))?;
             rbuf.commit(n);
             return Poll::Ready(Ok(n));
         }
-        let core = &self.core;
         let mut scratch = core.scratch.borrow_mut();
-        let n = ready!(stream.poll_read(cx, scratch.spare(BUF_SIZE)))?;
+        let n = ready!(self
+            .sock
+            .poll_recv(&core.readiness, cx, scratch.spare(BUF_SIZE)))?;
         if n > 0 {
             scratch.commit(n);
             self.rbuf = Some(std::mem::replace(&mut *scratch, core.pools.read_buf()));
@@ -296,7 +301,7 @@ impl Conn {
             }
             self.round().await;
             if !self.out.is_empty() {
-                let r = self.stream.write_all(&self.out).await;
+                let r = self.sock.send_all(&self.out).await;
                 self.session.stats.bytes_written.add(self.out.len() as u64);
                 self.out.clear();
                 if r.is_err() {

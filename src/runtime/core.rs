@@ -5,7 +5,9 @@ use super::conn;
 use super::forward::{Forwarding, Waiting};
 use super::mesh::{Batch, Replies};
 use super::pool::{Pools, ReadBuf};
+use super::readiness::Readiness;
 use super::shard;
+use super::socket::Socket;
 use crate::admin::probe::{CoreAnswer, KeyAnswer};
 use crate::config::Config;
 use crate::exec::{Shard, ShardSettings};
@@ -19,7 +21,7 @@ use glommio::timer::sleep;
 use std::cell::{RefCell, RefMut};
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -90,6 +92,8 @@ pub struct Core {
     pub pools: Pools,
     /// Forwarding queues for connections with requests in flight.
     pub forwardings: RefCell<Vec<Box<Forwarding>>>,
+    /// Input readiness of this core's connections (one epoll instance).
+    pub readiness: Rc<Readiness>,
     hasher: foldhash::fast::FixedState,
 }
 
@@ -350,12 +354,16 @@ pub async fn core_main(
         scratch: RefCell::new(ReadBuf::new()),
         pools: Pools::default(),
         forwardings: RefCell::new(Vec::new()),
+        readiness: Rc::new(
+            Readiness::new().map_err(|e| format!("cannot create an epoll instance: {e}"))?,
+        ),
         hasher: foldhash::fast::FixedState::with_seed(server.hash_seed),
         server: server.clone(),
     });
     core.shard.borrow().publish();
     shard::spawn_servers(core.clone(), req_rx, rep_tx);
     shard::spawn_reply_routers(core.clone(), rep_rx);
+    glommio::spawn_local(core.readiness.clone().run()).detach();
 
     // SAFETY: the fd is a listening socket bound for this core alone.
     let listener = unsafe { TcpListener::from_raw_fd(fds[id]) };
@@ -389,7 +397,7 @@ pub async fn core_main(
 
 async fn accept_loop(core: Rc<Core>, listener: TcpListener) {
     loop {
-        let stream = match listener.accept().await {
+        let accepted = match listener.shared_accept().await {
             Ok(s) => s,
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
@@ -403,10 +411,21 @@ async fn accept_loop(core: Rc<Core>, listener: TcpListener) {
         if open > core.server.config.conn_limit {
             core.server.conns.fetch_sub(1, Ordering::AcqRel);
             core.stats.rejected_connections.incr();
-            glommio::spawn_local(conn::reject(stream)).detach();
+            glommio::spawn_local(conn::reject(accepted.bind_to_executor())).detach();
             continue;
         }
+        let peer = accepted.peer_addr().ok();
+        // SAFETY: the accepted fd is new and owned by nothing else.
+        let fd = unsafe { OwnedFd::from_raw_fd(accepted.into_raw_fd()) };
+        let sock = match Socket::new(fd, &core.readiness) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("cannot watch a new connection: {e}");
+                core.server.conns.fetch_sub(1, Ordering::AcqRel);
+                continue;
+            }
+        };
         core.stats.curr_connections.incr();
-        glommio::spawn_local(conn::serve(core.clone(), stream)).detach();
+        glommio::spawn_local(conn::serve(core.clone(), sock, peer)).detach();
     }
 }

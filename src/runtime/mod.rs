@@ -13,7 +13,9 @@ mod forward;
 mod listener;
 mod mesh;
 mod pool;
+mod readiness;
 mod shard;
+mod socket;
 mod tenants;
 
 use crate::config::Config;

@@ -111,6 +111,21 @@ mod stream;
 mod tcp_socket;
 mod udp_socket;
 mod unix;
+/// (shoal patch) Resolves once `fd` is readable (or has an error or hang-up),
+/// through a one-shot POLL_ADD on this executor's ring. For callers that
+/// move the bytes themselves, such as a readiness loop over an epoll fd.
+pub async fn poll_readable(fd: RawFd) -> io::Result<()> {
+    let source = crate::executor().reactor().poll_read_ready(fd);
+    source.collect_rw().await.map(|_| ())
+}
+
+/// (shoal patch) Resolves once `fd` is writable (or has an error or
+/// hang-up); see `poll_readable`.
+pub async fn poll_writable(fd: RawFd) -> io::Result<()> {
+    let source = crate::executor().reactor().poll_write_ready(fd);
+    source.collect_rw().await.map(|_| ())
+}
+
 pub use self::{
     stream::{Buffered, Preallocated},
     tcp_socket::{AcceptedTcpStream, TcpListener, TcpStream},

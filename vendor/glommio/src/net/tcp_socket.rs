@@ -309,6 +309,12 @@ pub struct AcceptedTcpStream {
 }
 
 impl AcceptedTcpStream {
+    /// (shoal patch) The accepted socket, for a caller that does its own
+    /// I/O on it; the caller closes it.
+    pub fn into_raw_fd(self) -> RawFd {
+        self.fd
+    }
+
     /// Returns the socket address of the remote peer
     pub fn peer_addr(&self) -> Result<SocketAddr> {
         let socket = unsafe { Socket::from_raw_fd(self.fd) };

@@ -1,0 +1,110 @@
+//! A client socket as the runtime uses it: reads are direct non-blocking
+//! `recv`s woken by the core's epoll `Readiness`, writes direct `send`s that
+//! wait on the ring only when the socket's buffer is full.
+
+use super::readiness::Readiness;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::task::{Context, Poll};
+
+pub struct Socket {
+    fd: OwnedFd,
+    token: usize,
+    /// The last read filled its buffer, so more may be waiting: try `recv`
+    /// before waiting for an edge (otherwise the edge tells).
+    try_read: bool,
+}
+
+impl Socket {
+    /// Takes the accepted socket: TCP_NODELAY, watched by `readiness`.
+    pub fn new(fd: OwnedFd, readiness: &Readiness) -> io::Result<Socket> {
+        let one: libc::c_int = 1;
+        // SAFETY: plain syscall on an open fd with a valid option value.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                &one as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        let token = readiness.register(fd.as_raw_fd())?;
+        Ok(Socket {
+            fd,
+            token,
+            try_read: true,
+        })
+    }
+
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Reads what is available into `buf`; 0 = the peer closed.
+    pub fn poll_recv(
+        &mut self,
+        readiness: &Readiness,
+        cx: &Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            if !self.try_read {
+                if readiness.poll_ready(self.token, cx).is_pending() {
+                    return Poll::Pending;
+                }
+                self.try_read = true;
+            }
+            // SAFETY: `buf` is valid for writes of its length.
+            let n = unsafe {
+                libc::recv(
+                    self.raw(),
+                    buf.as_mut_ptr() as *mut libc::c_void,
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n >= 0 {
+                self.try_read = n as usize == buf.len();
+                return Poll::Ready(Ok(n as usize));
+            }
+            let err = io::Error::last_os_error();
+            match err.kind() {
+                io::ErrorKind::WouldBlock => self.try_read = false,
+                io::ErrorKind::Interrupted => {}
+                _ => return Poll::Ready(Err(err)),
+            }
+        }
+    }
+
+    /// Writes all of `buf`, waiting for room when the peer is slow.
+    pub async fn send_all(&self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            // SAFETY: `buf` is valid for reads of its length.
+            let n = unsafe {
+                libc::send(
+                    self.raw(),
+                    buf.as_ptr() as *const libc::c_void,
+                    buf.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                )
+            };
+            if n >= 0 {
+                buf = &buf[n as usize..];
+                continue;
+            }
+            let err = io::Error::last_os_error();
+            match err.kind() {
+                io::ErrorKind::WouldBlock => glommio::net::poll_writable(self.raw()).await?,
+                io::ErrorKind::Interrupted => {}
+                _ => return Err(err),
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops watching the socket; it closes when dropped.
+    pub fn deregister(&self, readiness: &Readiness) {
+        readiness.deregister(self.raw(), self.token);
+    }
+}
