@@ -44,10 +44,6 @@ pub use metrics::set_max_connections;
 /// cores' channels), not block.
 pub type OnChange = Box<dyn Fn(Arc<Registry>) + Send + Sync>;
 
-/// The default admin address: loopback only, so the operator API is not
-/// reachable from other hosts unless the operator says so.
-pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:11299";
-
 /// How long [`AdminHandle::shutdown`] lets in-flight requests finish before
 /// dropping their connections.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);

@@ -568,7 +568,7 @@ fn server_wide_requests_are_not_executed_on_a_shard() {
 
 fn stat_responses(key: &[u8]) -> Vec<Resp> {
     crate::stats::init(1);
-    let config = crate::config::Config::from_cli(Default::default()).unwrap();
+    let config = crate::config::Config::default();
     let mut out = BytesMut::new();
     let scope = crate::exec::stats_cmd::Scope {
         config: &config,
