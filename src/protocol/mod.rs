@@ -7,5 +7,9 @@ pub mod binary;
 pub mod command;
 pub mod meta;
 pub mod reply;
+pub mod text;
+
+/// longest key accepted by every protocol (memcached's `KEY_MAX_LENGTH`).
+pub const KEY_MAX_LENGTH: usize = 250;
 
 pub use command::{Command, Request, StoreMode};
