@@ -72,7 +72,7 @@ echo "== four of those files with memcached's -Y auth form =="
 "$SHARED/memcached-t/run-memcached-t.sh" "$ADDR" --auth "$MC_USER:$MC_PASS" --ascii-auth memcached --tests "getset.t incrdecr.t cas.t noreply.t"
 ADDR=$OPEN_ADDR
 
-echo "== real clients: pymemcache (ascii), pylibmc (binary), python-binary-memcached (binary) =="
+echo "== real clients: pymemcache (ascii), pylibmc (binary), python-binary-memcached (binary), libmemcached tools, php-memcached =="
 scripts/client-tests.sh "$ADDR"
 
 echo "== real clients against multi-tenant mode: SASL (pylibmc, python-binary-memcached), ASCII auth (pymemcache) =="

@@ -395,7 +395,7 @@ impl Conn {
             }
             BinCommand::Noop => bin::encode::noop(&mut self.out, &req),
             BinCommand::Version => {
-                bin::encode::version(&mut self.out, &req, env!("CARGO_PKG_VERSION"))
+                bin::encode::version(&mut self.out, &req, crate::protocol::MEMCACHED_VERSION)
             }
             BinCommand::Stat => {
                 // Earlier forwarded ops must land before we read the counters.
@@ -571,7 +571,7 @@ impl Conn {
                     self.out.put_slice(reply::OK);
                 }
             }
-            Command::Version => encode::version(&mut self.out, env!("CARGO_PKG_VERSION")),
+            Command::Version => encode::version(&mut self.out, crate::protocol::MEMCACHED_VERSION),
             Command::Verbosity { level } => {
                 exec::VERBOSITY.store(level.min(2) as u8, Ordering::Relaxed);
                 if !req.noreply {
