@@ -2,7 +2,9 @@
 # Installs what the memcached t/ suite needs on a Debian machine (idempotent):
 # perl (core modules only) and xz-utils (unpacks memcached's source tarball);
 # for the client tests python3-venv, and Cyrus SASL's PLAIN plugin, which
-# pylibmc's libmemcached loads from the system to speak SASL; and promtool and
+# pylibmc's libmemcached loads from the system to speak SASL; libmemcached's
+# command-line tools (libmemcached-tools: memstat/memcstat, memcp, ...) and
+# php-cli with php-memcached for scripts/client-tests.sh; and promtool and
 # prometheus for scripts/prometheus-check.sh (Debian's `prometheus` package,
 # whose service is neither needed nor started here).
 set -euo pipefail
@@ -15,6 +17,9 @@ compgen -G "/usr/lib/*/sasl2/libplain.so*" >/dev/null || compgen -G "/usr/lib/sa
 # pylibmc is built from source against libmemcached (scripts/client-venv.sh).
 [ -f /usr/include/libmemcached-1.0/memcached.h ] || need+=(libmemcached-dev)
 command -v cc >/dev/null || need+=(gcc)
+{ command -v memcstat || command -v memstat; } >/dev/null || need+=(libmemcached-tools)
+command -v php >/dev/null || need+=(php-cli)
+php -r 'exit(class_exists("Memcached") ? 0 : 1);' 2>/dev/null || need+=(php-memcached)
 python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))' 2>/dev/null \
   || need+=(python3-dev)
 prom=0

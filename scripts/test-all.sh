@@ -72,7 +72,7 @@ echo "== four of those files with memcached's -Y auth form =="
 "$SHARED/memcached-t/run-memcached-t.sh" "$ADDR" --auth "$MC_USER:$MC_PASS" --ascii-auth memcached --tests "getset.t incrdecr.t cas.t noreply.t"
 ADDR=$OPEN_ADDR
 
-echo "== real clients: pymemcache (ascii), pylibmc (binary), python-binary-memcached (binary) =="
+echo "== real clients: pymemcache (ascii), pylibmc (binary), python-binary-memcached (binary), libmemcached tools, php-memcached =="
 scripts/client-tests.sh "$ADDR"
 
 echo "== real clients against multi-tenant mode: SASL (pylibmc, python-binary-memcached), ASCII auth (pymemcache) =="
@@ -86,6 +86,9 @@ scripts/schemathesis-check.sh
 
 echo "== web dashboard in a real browser: chromium + playwright-core =="
 scripts/dashboard-e2e.sh
+
+echo "== idle connections: at most 1 KiB of server memory each (15,000 against shoal -t 2) =="
+scripts/idle-conns.sh 15000 2 1024
 
 echo "== load smoke: mc-load (bounded: 5 s) against the same shoal =="
 target/release/mc-load --server "$ADDR" --conns 8 --pipeline 16 --ratio 1:10 --seconds 5

@@ -1,5 +1,5 @@
 use clap::Parser;
-use shoal::config::{Cli, Config};
+use shoal::cli::Cli;
 
 fn main() {
     let mut cli = Cli::parse();
@@ -11,7 +11,7 @@ fn main() {
         }
         std::process::exit(shoal::cli::run_subcommand(cmd));
     }
-    let config = match Config::from_cli(cli) {
+    let config = match cli.into_config() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("shoal: {e}");

@@ -4,6 +4,7 @@
 
 mod common;
 use common::Server;
+use std::collections::HashMap;
 use std::io::{Read, Write};
 
 /// A binary request frame (B-*): 24-byte header + extras + key + value.
@@ -112,4 +113,42 @@ fn meta_pipeline_with_mn(cores: usize) {
 at_1_and_2_cores! {
     binary_pipeline => binary_quiet_pipeline;
     meta_pipeline => meta_pipeline_with_mn;
+}
+
+/// `version`, the binary Version opcode and `stats` on both wires answer
+/// memcached's version, which libmemcached-based clients (memstat,
+/// php-memcached, pylibmc) parse and branch on; shoal's own version is the
+/// `shoal_version` stat (issue 11).
+#[test]
+fn version_is_memcacheds_on_every_protocol() {
+    const MEMCACHED: &str = "1.6.18";
+    assert_eq!(shoal::protocol::MEMCACHED_VERSION, MEMCACHED);
+    let srv = Server::start(2, &[]);
+    let mut c = srv.connect();
+    assert_eq!(c.call("version\r\n"), format!("VERSION {MEMCACHED}\r\n"));
+    let text = c.stats("");
+    assert_eq!(text["version"], MEMCACHED);
+    assert_eq!(text["shoal_version"], env!("CARGO_PKG_VERSION"));
+
+    let mut s = std::net::TcpStream::connect(srv.addr).unwrap();
+    s.write_all(&frame(0x0b, 5, b"", &[], &[])).unwrap();
+    assert_eq!(
+        response(&mut s),
+        (0x0b, 0, 5, vec![], MEMCACHED.as_bytes().to_vec())
+    );
+    s.write_all(&frame(0x10, 6, b"", &[], &[])).unwrap();
+    let mut binary = HashMap::new();
+    loop {
+        let (op, status, opaque, key, value) = response(&mut s);
+        assert_eq!((op, status, opaque), (0x10, 0, 6));
+        if key.is_empty() {
+            break;
+        }
+        binary.insert(
+            String::from_utf8(key).unwrap(),
+            String::from_utf8(value).unwrap(),
+        );
+    }
+    assert_eq!(binary["version"], MEMCACHED);
+    assert_eq!(binary["shoal_version"], env!("CARGO_PKG_VERSION"));
 }

@@ -32,20 +32,19 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use subtle::ConstantTimeEq;
 
+use super::auth::authorize;
 use super::body::{parse_json, ApiError};
 use super::probe::Probe;
-use super::routes::{lock, mutate};
 use super::AdminState;
-use crate::tenancy::{Cache, Caps, ControlError, Credential};
+use crate::tenancy::{Caps, ControlError, Credential};
 
 type Shared = State<Arc<AdminState>>;
 type ApiResult = Result<Response, ApiError>;
@@ -73,80 +72,10 @@ pub(crate) fn router() -> Router<Arc<AdminState>> {
         .route("/caches/{id}/flush", post(flush))
         .route("/caches/{id}/reset_stats", post(reset_stats))
         .route("/caches/{id}/stats", get(stats))
-        .merge(super::alerts::router())
 }
 
 async fn openapi() -> Response {
     ([(CONTENT_TYPE, "application/json")], OPENAPI).into_response()
-}
-
-fn unauthorized() -> ApiError {
-    ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-        "Unauthorized to access cache with this ID.",
-    )
-}
-
-fn forbidden() -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "forbidden",
-        "Forbidden to access cache with this ID.",
-    )
-}
-
-/// `Authorization: Basic base64(user:pass)`.
-fn basic(headers: &HeaderMap) -> Option<(String, Vec<u8>)> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, b64) = value.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let raw = crate::protocol::meta::base64::decode(b64.trim().as_bytes())?;
-    let colon = raw.iter().position(|&b| b == b':')?;
-    let user = String::from_utf8(raw[..colon].to_vec()).ok()?;
-    Some((user, raw[colon + 1..].to_vec()))
-}
-
-/// Parses the id (400), finds the credential the request authenticates as
-/// (401), checks it belongs to this cache and may use the API (403), and
-/// returns the cache (404 when it is gone). A disabled cache's credentials
-/// still reach the API: `enable_cache` is how its users turn it back on.
-/// `Authorization: Bearer` with the operator token stands for a credential
-/// of any cache.
-pub(super) fn authorize(
-    state: &AdminState,
-    headers: &HeaderMap,
-    raw_id: &str,
-) -> Result<Cache, ApiError> {
-    let id: u32 = raw_id
-        .parse()
-        .map_err(|_| ApiError::invalid("The specified cache ID is invalid (not a number)."))?;
-    // The operator token reaches every cache (the dashboard acts through it).
-    if super::auth::is_operator(headers, &state.token_digest) {
-        return lock(state)
-            .cache(id)
-            .ok_or_else(|| ApiError::not_found("Cache not found."));
-    }
-    let (user, pass) = basic(headers).ok_or_else(unauthorized)?;
-    let store = lock(state);
-    let cred = store
-        .caches()
-        .iter()
-        .flat_map(|c| store.credentials(c.id))
-        .find(|c| c.username == user)
-        .ok_or_else(unauthorized)?;
-    let password_ok: bool = cred.password.as_bytes().ct_eq(&pass).into();
-    if !password_ok {
-        return Err(unauthorized());
-    }
-    if cred.cache_id != id || !cred.caps.api {
-        return Err(forbidden());
-    }
-    store
-        .cache(id)
-        .ok_or_else(|| ApiError::not_found("Cache not found."))
 }
 
 /// A credential as MemCachier shows it. Usernames are 6 hex digits, so
@@ -166,7 +95,7 @@ fn credential_json(c: &Credential) -> Value {
 
 async fn info(State(state): Shared, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
     let cache = authorize(&state, &headers, &id)?;
-    let creds = lock(&state).credentials(cache.id);
+    let creds = state.lock().credentials(cache.id);
     Ok(Json(json!({
         "id": cache.id,
         "name": cache.name,
@@ -191,7 +120,7 @@ async fn list_credentials(
     Path(id): Path<String>,
 ) -> ApiResult {
     let cache = authorize(&state, &headers, &id)?;
-    let creds = lock(&state).credentials(cache.id);
+    let creds = state.lock().credentials(cache.id);
     let list: Vec<Value> = creds.iter().map(credential_json).collect();
     Ok(Json(Value::Array(list)).into_response())
 }
@@ -202,7 +131,7 @@ async fn create_credential(
     Path(id): Path<String>,
 ) -> ApiResult {
     let cache = authorize(&state, &headers, &id)?;
-    let cred = mutate(&state, |s| s.add_credential(cache.id, Caps::ALL))?;
+    let cred = state.mutate(|s| s.add_credential(cache.id, Caps::ALL))?;
     Ok((StatusCode::CREATED, Json(credential_json(&cred))).into_response())
 }
 
@@ -235,7 +164,7 @@ async fn update_credential(
         flush: req.flush_capability,
         api: req.api_capability,
     };
-    let cred = mutate(&state, |s| s.set_caps(cache.id, &username, caps))?;
+    let cred = state.mutate(|s| s.set_caps(cache.id, &username, caps))?;
     Ok(Json(json!({
         "write_capability": cred.caps.write,
         "flush_capability": cred.caps.flush,
@@ -250,7 +179,7 @@ async fn delete_credential(
     Path((id, username)): Path<(String, String)>,
 ) -> ApiResult {
     let cache = authorize(&state, &headers, &id)?;
-    mutate(&state, |s| s.remove_credential(cache.id, &username))?;
+    state.mutate(|s| s.remove_credential(cache.id, &username))?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -260,8 +189,9 @@ async fn promote_credential(
     Path((id, username)): Path<(String, String)>,
 ) -> ApiResult {
     let cache = authorize(&state, &headers, &id)?;
-    mutate(&state, |s| s.promote(cache.id, &username))?;
-    let cred = lock(&state)
+    state.mutate(|s| s.promote(cache.id, &username))?;
+    let cred = state
+        .lock()
         .credentials(cache.id)
         .into_iter()
         .find(|c| c.username == username)
@@ -275,7 +205,7 @@ async fn enable_cache(
     Path(id): Path<String>,
 ) -> ApiResult {
     let cache = authorize(&state, &headers, &id)?;
-    mutate(&state, |s| s.set_enabled(cache.id, true))?;
+    state.mutate(|s| s.set_enabled(cache.id, true))?;
     Ok(StatusCode::OK.into_response())
 }
 

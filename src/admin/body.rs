@@ -1,9 +1,11 @@
-//! What goes over the wire: request bodies, memory sizes, the JSON views of
-//! caches and credentials, and errors.
+//! What goes over the wire: request bodies, memory sizes, time ranges in
+//! query strings, the JSON views of caches and credentials, and errors.
 //!
 //! Errors are always JSON, `{"error": "<code>", "message": "<text>"}`, with
 //! `code` one of `invalid` (400), `unauthorized` (401), `not_found` (404),
 //! `conflict` (409), `internal` (500).
+
+use std::collections::HashMap;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -12,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::history::parse_time;
 use crate::tenancy::{Cache, Caps, ControlError, Credential};
 
 /// An error answer: status plus a JSON body.
@@ -277,6 +280,21 @@ pub(crate) fn env_view(servers: &str, primary: &Credential) -> Value {
         "MEMCACHIER_USERNAME": primary.username,
         "MEMCACHIER_PASSWORD": primary.password,
     })
+}
+
+/// `startTime`/`endTime` (ISO 8601 or unix seconds), by default the last 24 h.
+pub(crate) fn time_range(q: &HashMap<String, String>) -> Result<(u64, u64), ApiError> {
+    let now = crate::clock::unix_now() as u64;
+    let time = |key: &str, default: u64| match q.get(key) {
+        None => Ok(default),
+        Some(v) => parse_time(v).ok_or_else(|| ApiError::invalid(format!("bad {key}: {v}"))),
+    };
+    let end = time("endTime", now)?;
+    let start = time("startTime", end.saturating_sub(86_400))?;
+    if start > end {
+        return Err(ApiError::invalid("startTime is after endTime"));
+    }
+    Ok((start, end))
 }
 
 #[cfg(test)]

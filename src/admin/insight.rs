@@ -24,9 +24,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::Value;
 
-use super::api_v2::authorize;
-use super::body::ApiError;
-use super::introspection::time_range;
+use super::auth::authorize;
+use super::body::{time_range, ApiError};
 use super::AdminState;
 
 type Shared = State<Arc<AdminState>>;

@@ -30,11 +30,10 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::api_v2::authorize;
-use super::body::{parse_json, ApiError};
-use super::history::{iso8601, parse_time};
+use super::auth::authorize;
+use super::body::{parse_json, time_range, ApiError};
+use super::history::iso8601;
 use super::probe::{ask, Probe};
-use super::routes::{lock, mutate};
 use super::AdminState;
 use crate::introspect::{merge_logs, merge_popular, CoreReport, Popular, Top, LOG_LEN};
 use crate::tenancy::{Cache, WatchedPrefix};
@@ -73,21 +72,6 @@ pub(crate) fn router() -> Router<Arc<AdminState>> {
             "/caches/{id}/introspection/prefixes/{prefix_id}/popular_items",
             get(prefix_popular_items),
         )
-}
-
-/// `startTime`/`endTime` (ISO 8601 or unix seconds), by default the last 24 h.
-pub(super) fn time_range(q: &HashMap<String, String>) -> Result<(u64, u64), ApiError> {
-    let now = crate::clock::unix_now() as u64;
-    let time = |key: &str, default: u64| match q.get(key) {
-        None => Ok(default),
-        Some(v) => parse_time(v).ok_or_else(|| ApiError::invalid(format!("bad {key}: {v}"))),
-    };
-    let end = time("endTime", now)?;
-    let start = time("startTime", end.saturating_sub(86_400))?;
-    if start > end {
-        return Err(ApiError::invalid("startTime is after endTime"));
-    }
-    Ok((start, end))
 }
 
 /// This node's name in per-server answers.
@@ -223,7 +207,8 @@ async fn list_prefixes(
     Path(id): Path<String>,
 ) -> ApiResult {
     let cache = authorize(&state, &headers, &id)?;
-    let list: Vec<Value> = lock(&state)
+    let list: Vec<Value> = state
+        .lock()
         .prefixes(cache.id)
         .iter()
         .map(prefix_json)
@@ -244,7 +229,7 @@ async fn watch_prefix(
 ) -> ApiResult {
     let cache = authorize(&state, &headers, &id)?;
     let req: PrefixBody = parse_json(&body)?;
-    let p = mutate(&state, |s| s.add_prefix(cache.id, &req.name))?;
+    let p = state.mutate(|s| s.add_prefix(cache.id, &req.name))?;
     Ok(Json(prefix_json(&p)).into_response())
 }
 
@@ -260,7 +245,8 @@ fn watched(
     let pid: u64 = raw
         .parse()
         .map_err(|_| ApiError::invalid("The specified prefix ID is invalid (not a number)."))?;
-    let prefix = lock(state)
+    let prefix = state
+        .lock()
         .prefixes(cache.id)
         .into_iter()
         .find(|p| p.id == pid)
@@ -274,7 +260,7 @@ async fn unwatch_prefix(
     Path((id, pid)): Path<(String, String)>,
 ) -> ApiResult {
     let (cache, prefix) = watched(&state, &headers, &id, &pid)?;
-    mutate(&state, |s| s.remove_prefix(cache.id, prefix.id))?;
+    state.mutate(|s| s.remove_prefix(cache.id, prefix.id))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -27,9 +27,8 @@ use axum::{Json, Router};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use super::api_v2::authorize;
+use super::auth::authorize;
 use super::body::{parse_id, ApiError};
-use super::routes::{lock, mutate};
 use super::AdminState;
 use crate::tenancy::Cache;
 
@@ -53,7 +52,7 @@ fn link(id: u32, secret: &str) -> String {
 
 async fn rotate_sso(State(state): Shared, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
     let cache = authorize(&state, &headers, &id)?;
-    let secret = mutate(&state, |s| s.rotate_sso(cache.id))?;
+    let secret = state.mutate(|s| s.rotate_sso(cache.id))?;
     Ok(Json(json!(link(cache.id, &secret))).into_response())
 }
 
@@ -84,7 +83,7 @@ fn check_link(
     let id = parse_id(id)?;
     let token = q.get("token").ok_or_else(unauthorized)?;
     let (cache, secret) = {
-        let store = lock(state);
+        let store = state.lock();
         let cache = store
             .cache(id)
             .ok_or_else(|| ApiError::not_found("Cache not found."))?;

@@ -8,14 +8,22 @@
 //! by the store first and then announced through `on_change` with the new
 //! [`Registry`] snapshot, which the runtime pushes to its cores.
 //!
-//! - `routes.rs`: the `/admin/v1` routes and their handlers.
-//! - `auth.rs`: the operator bearer-token check.
-//! - `body.rs`: request bodies, memory sizes, JSON views and errors.
+//! - `routes.rs`: the `/admin/v1` routes and their handlers, and the whole
+//!   router: it merges the API v2 route files (`api_v2.rs`, `alerts.rs`,
+//!   `insight.rs`, `introspection.rs`, `manage.rs`).
+//! - `auth.rs`: the operator bearer-token check and the API v2 credential
+//!   check ([`auth::authorize`]).
+//! - `body.rs`: request bodies, memory sizes, time ranges, JSON views and errors.
 //! - `metrics.rs`: the Prometheus `GET /metrics` (no token, like `/healthz`).
 //! - `dashboard/`: the web dashboard (`/dashboard`, and `/sso/ID` in a browser).
 //!
+//! Route files share what they need through the modules below them (this
+//! file's [`AdminState`] with its `lock`/`mutate`, `auth.rs`, `body.rs`,
+//! `history.rs`, `probe.rs`), never through each other or `routes.rs`.
+//!
 //! The client side of the same API is `crate::cli`.
 
+mod alerting;
 mod alerts;
 mod api_v2;
 mod auth;
@@ -31,11 +39,12 @@ mod routes;
 mod status;
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::tenancy::{ControlStore, Registry};
+use crate::tenancy::{ControlError, ControlStore, Registry};
+use body::ApiError;
 
 pub use body::parse_memory;
 pub use metrics::set_max_connections;
@@ -45,10 +54,6 @@ pub use metrics::set_max_connections;
 /// commit order; it should only hand the snapshot on (e.g. send it to the
 /// cores' channels), not block.
 pub type OnChange = Box<dyn Fn(Arc<Registry>) + Send + Sync>;
-
-/// The default admin address: loopback only, so the operator API is not
-/// reachable from other hosts unless the operator says so.
-pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:11299";
 
 /// How long [`AdminHandle::shutdown`] lets in-flight requests finish before
 /// dropping their connections.
@@ -91,11 +96,37 @@ pub(crate) struct AdminState {
     pub(crate) servers: String,
     pub(crate) history: Mutex<history::History>,
     /// Which alerts are firing, and each cache's previous sample.
-    pub(crate) alerts: Mutex<alerts::Engine>,
+    pub(crate) alerts: Mutex<alerting::Engine>,
     /// SMTP relay for email alerts (None: not sent) and their sender.
     pub(crate) smtp_relay: Option<String>,
     pub(crate) smtp_from: String,
     pub(crate) cluster_name: String,
+}
+
+impl AdminState {
+    /// The control store. A panic while holding the lock cannot leave the
+    /// store half-changed on disk (it writes then renames), so keep serving.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ControlStore> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs a change against the store and, if it committed anything (the
+    /// registry version moved, even when a later step of the same request
+    /// failed), hands the new snapshot to `on_change`. The lock is held
+    /// across the callback so snapshots reach it in commit order.
+    pub(crate) fn mutate<T>(
+        &self,
+        f: impl FnOnce(&mut ControlStore) -> Result<T, ControlError>,
+    ) -> Result<T, ApiError> {
+        let mut store = self.lock();
+        let before = store.registry().version();
+        let result = f(&mut store);
+        let registry = store.registry();
+        if registry.version() != before {
+            (self.on_change)(registry);
+        }
+        Ok(result?)
+    }
 }
 
 /// A running admin endpoint. Dropping it shuts the endpoint down, like
@@ -232,7 +263,7 @@ async fn sample_history(state: Arc<AdminState>, path: std::path::PathBuf, interv
     loop {
         tick.tick().await;
         let (caches, watched) = {
-            let store = state.store.lock().unwrap_or_else(|e| e.into_inner());
+            let store = state.lock();
             let caches = store.caches();
             let watched: Vec<_> = caches
                 .iter()
@@ -271,7 +302,7 @@ async fn sample_history(state: Arc<AdminState>, path: std::path::PathBuf, interv
                 tracing::error!("saving stats history: {e}");
             }
         }
-        alerts::after_sample(&state, &sampled, now);
+        alerting::after_sample(&state, &sampled, now);
     }
 }
 

@@ -21,7 +21,7 @@
 //! Errors: 400 invalid, 401 no/wrong token, 404 no such cache or
 //! credential, 409 conflict, 500 the store could not write (`body.rs`).
 
-use std::sync::{Arc, MutexGuard};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -38,7 +38,7 @@ use super::body::{
     ApiError, CreateCache, PatchCache, SetCaps,
 };
 use super::AdminState;
-use crate::tenancy::{ControlError, ControlStore};
+use crate::tenancy::ControlError;
 
 type Shared = State<Arc<AdminState>>;
 type ApiResult = Result<Response, ApiError>;
@@ -73,6 +73,7 @@ pub(crate) fn router(state: Arc<AdminState>) -> Router {
         .nest(
             "/api/v2",
             super::api_v2::router()
+                .merge(super::alerts::router())
                 .merge(super::insight::router())
                 .merge(super::introspection::router())
                 .merge(super::manage::router()),
@@ -81,30 +82,6 @@ pub(crate) fn router(state: Arc<AdminState>) -> Router {
         .merge(super::dashboard::router())
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)
-}
-
-pub(super) fn lock(state: &AdminState) -> MutexGuard<'_, ControlStore> {
-    // A panic while holding the lock cannot leave the store half-changed on
-    // disk (it writes then renames), so keep serving.
-    state.store.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Runs a change against the store and, if it committed anything (the
-/// registry version moved, even when a later step of the same request
-/// failed), hands the new snapshot to `on_change`. The lock is held across
-/// the callback so snapshots reach it in commit order.
-pub(super) fn mutate<T>(
-    state: &AdminState,
-    f: impl FnOnce(&mut ControlStore) -> Result<T, ControlError>,
-) -> Result<T, ApiError> {
-    let mut store = lock(state);
-    let before = store.registry().version();
-    let result = f(&mut store);
-    let registry = store.registry();
-    if registry.version() != before {
-        (state.on_change)(registry);
-    }
-    Ok(result?)
 }
 
 fn created(body: serde_json::Value) -> Response {
@@ -122,7 +99,7 @@ async fn create_cache(State(state): Shared, body: Bytes) -> ApiResult {
     if name.is_empty() {
         return Err(ApiError::invalid("name must not be empty"));
     }
-    let (cache, cred) = mutate(&state, |s| s.create_cache(name, memory))?;
+    let (cache, cred) = state.mutate(|s| s.create_cache(name, memory))?;
     Ok(created(json!({
         "cache": cache_view(&cache),
         "credential": credential_view(&cred),
@@ -132,7 +109,7 @@ async fn create_cache(State(state): Shared, body: Bytes) -> ApiResult {
 }
 
 async fn list_caches(State(state): Shared) -> ApiResult {
-    let mut caches = lock(&state).caches();
+    let mut caches = state.lock().caches();
     caches.sort_by_key(|c| c.id);
     let views: Vec<_> = caches.iter().map(cache_view).collect();
     Ok(ok(json!({ "caches": views })))
@@ -157,7 +134,7 @@ async fn server_latency() -> ApiResult {
 
 async fn cache_latency(State(state): Shared, Path(id): Path<String>) -> ApiResult {
     let id = parse_id(&id)?;
-    lock(&state).cache(id).ok_or(ControlError::NotFound)?;
+    state.lock().cache(id).ok_or(ControlError::NotFound)?;
     Ok(ok(json!({
         "cache_id": id,
         "unit": "us",
@@ -167,7 +144,8 @@ async fn cache_latency(State(state): Shared, Path(id): Path<String>) -> ApiResul
 
 /// `GET /metrics`: the server's and every hosted cache's series.
 async fn metrics(State(state): Shared) -> Response {
-    let caches: Vec<(u32, u64)> = lock(&state)
+    let caches: Vec<(u32, u64)> = state
+        .lock()
         .caches()
         .iter()
         .map(|c| (c.id, c.memory_limit))
@@ -184,7 +162,7 @@ async fn metrics(State(state): Shared) -> Response {
 
 async fn get_cache(State(state): Shared, Path(id): Path<String>) -> ApiResult {
     let id = parse_id(&id)?;
-    let store = lock(&state);
+    let store = state.lock();
     let cache = store.cache(id).ok_or(ControlError::NotFound)?;
     let creds = store.credentials(id);
     Ok(ok(json!({
@@ -204,7 +182,7 @@ async fn patch_cache(State(state): Shared, Path(id): Path<String>, body: Bytes) 
             "nothing to change: give memory and/or enabled",
         ));
     }
-    let cache = mutate(&state, |s| {
+    let cache = state.mutate(|s| {
         let mut cache = s.cache(id).ok_or(ControlError::NotFound)?;
         if let Some(bytes) = memory {
             cache = s.set_memory_limit(id, bytes)?;
@@ -219,13 +197,13 @@ async fn patch_cache(State(state): Shared, Path(id): Path<String>, body: Bytes) 
 
 async fn delete_cache(State(state): Shared, Path(id): Path<String>) -> ApiResult {
     let id = parse_id(&id)?;
-    mutate(&state, |s| s.delete_cache(id))?;
+    state.mutate(|s| s.delete_cache(id))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn list_credentials(State(state): Shared, Path(id): Path<String>) -> ApiResult {
     let id = parse_id(&id)?;
-    let store = lock(&state);
+    let store = state.lock();
     // An unknown cache is a 404, not an empty list.
     store.cache(id).ok_or(ControlError::NotFound)?;
     Ok(ok(
@@ -236,7 +214,7 @@ async fn list_credentials(State(state): Shared, Path(id): Path<String>) -> ApiRe
 async fn add_credential(State(state): Shared, Path(id): Path<String>, body: Bytes) -> ApiResult {
     let id = parse_id(&id)?;
     let req: AddCredential = parse_json(&body)?;
-    let cred = mutate(&state, |s| s.add_credential(id, req.caps()))?;
+    let cred = state.mutate(|s| s.add_credential(id, req.caps()))?;
     Ok(created(json!({ "credential": credential_view(&cred) })))
 }
 
@@ -245,13 +223,13 @@ async fn remove_credential(
     Path((id, username)): Path<(String, String)>,
 ) -> ApiResult {
     let id = parse_id(&id)?;
-    mutate(&state, |s| s.remove_credential(id, &username))?;
+    state.mutate(|s| s.remove_credential(id, &username))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn promote(State(state): Shared, Path((id, username)): Path<(String, String)>) -> ApiResult {
     let id = parse_id(&id)?;
-    let cred = mutate(&state, |s| {
+    let cred = state.mutate(|s| {
         s.promote(id, &username)?;
         s.credentials(id)
             .into_iter()
@@ -268,6 +246,6 @@ async fn set_caps(
 ) -> ApiResult {
     let id = parse_id(&id)?;
     let req: SetCaps = parse_json(&body)?;
-    let cred = mutate(&state, |s| s.set_caps(id, &username, req.caps()))?;
+    let cred = state.mutate(|s| s.set_caps(id, &username, req.caps()))?;
     Ok(ok(json!({ "credential": credential_view(&cred) })))
 }

@@ -1,10 +1,12 @@
-//! The operator's subcommands (`shoal cache ...`, `shoal credential ...`):
-//! the client side of the admin endpoint (`crate::admin`).
+//! The `shoal` command line: the server's flags and config file
+//! ([`args`], read into a [`crate::config::Config`]) and the operator's
+//! subcommands (`shoal cache ...`, `shoal credential ...`), the client side
+//! of the admin endpoint (`crate::admin`).
 //!
-//! `main.rs` embeds [`Subcommand`] in its clap `Cli` as
-//! `#[command(subcommand)] command: Option<shoal::cli::Subcommand>` and, when
-//! one is given, exits with [`run_subcommand`]'s code instead of starting
-//! the server.
+//! [`Cli`] embeds [`Subcommand`] as
+//! `#[command(subcommand)] command: Option<Subcommand>`; when one is given,
+//! `main.rs` exits with [`run_subcommand`]'s code instead of starting the
+//! server.
 //!
 //! Every subcommand takes `--admin ADDR` (default `127.0.0.1:11299`) and
 //! `--data-dir DIR` (default `./shoal-data`). The operator token comes from
@@ -12,6 +14,7 @@
 //! server writes on its first start. `--json` prints the API's JSON answer
 //! instead of text.
 
+pub mod args;
 pub mod client;
 mod print;
 
@@ -22,16 +25,16 @@ use clap::builder::BoolishValueParser;
 use clap::{ArgGroup, Args};
 use serde_json::json;
 
+pub use args::Cli;
 use client::segment;
 pub use client::AdminClient;
 
-use crate::admin::{parse_memory, DEFAULT_ADMIN_ADDR};
+use crate::admin::parse_memory;
+use crate::config::{DEFAULT_ADMIN_ADDR, DEFAULT_DATA_DIR};
 use crate::tenancy::OPERATOR_TOKEN_FILE;
 
 /// The environment variable that overrides the token file.
 pub const TOKEN_ENV: &str = "SHOAL_ADMIN_TOKEN";
-/// The default data directory (same as the server's `--data-dir`).
-pub const DEFAULT_DATA_DIR: &str = "./shoal-data";
 
 /// The operator subcommands of the `shoal` binary.
 #[derive(clap::Subcommand, Debug, Clone)]

@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::protocol::ascii::encode;
-use crate::protocol::reply;
+use crate::protocol::{reply, MEMCACHED_VERSION, SHOAL_VERSION};
 use crate::stats::{self, Totals};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -184,7 +184,7 @@ pub fn general(scope: &Scope<'_>, out: &mut Emit<'_>) {
     s(out, "pid", std::process::id() as u64);
     s(out, "uptime", crate::clock::uptime() as u64);
     s(out, "time", crate::clock::unix_now() as u64);
-    out("version", env!("CARGO_PKG_VERSION").as_bytes());
+    out("version", MEMCACHED_VERSION.as_bytes());
     out("libevent", b"io_uring");
     s(
         out,
@@ -241,7 +241,9 @@ pub fn general(scope: &Scope<'_>, out: &mut Emit<'_>) {
     // storing the new item.
     s(out, "direct_reclaims", t.evictions);
     s(out, "bytes", t.bytes);
-    // shoal: memory the stores really hold (items + index), and forwarding.
+    // shoal: its own version, memory the stores really hold (items +
+    // index), and forwarding.
+    out("shoal_version", SHOAL_VERSION.as_bytes());
     s(out, "mem_used", t.mem_used);
     s(out, "forwarded_batches", t.forwarded_batches);
     s(out, "forwarded_ops", t.forwarded_ops);

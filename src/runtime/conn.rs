@@ -17,7 +17,7 @@ use super::pool::{ReadBuf, BUF_SIZE};
 use super::socket::Socket;
 use crate::conns::{Activity, Registration};
 use crate::protocol::reply;
-use crate::session::{self, view, Gate, Next, Reply, Session};
+use crate::session::{self, view, Gate, Next, Recheck, Reply, Session};
 use bytes::{BufMut, BytesMut};
 use futures_lite::{ready, AsyncWriteExt};
 use glommio::net::TcpStream;
@@ -36,6 +36,8 @@ use std::time::Instant;
 const MAX_BATCH: usize = 256;
 /// Reply bytes produced before they are written.
 const OUT_HIGH_WATER: usize = 1 << 20;
+/// Reads up to this size are copied out of the scratch buffer.
+const SMALL_READ: usize = 1024;
 /// Least room offered to a read that continues a partial request.
 const READ_MIN: usize = BUF_SIZE / 4;
 
@@ -181,7 +183,16 @@ impl Conn {
             .poll_recv(&core.readiness, cx, scratch.spare(BUF_SIZE)))?;
         if n > 0 {
             scratch.commit(n);
-            self.rbuf = Some(std::mem::replace(&mut *scratch, core.pools.read_buf()));
+            self.rbuf = Some(if n <= SMALL_READ {
+                // A few requests: a copy sized to fit, so a connection
+                // waiting on another core holds tens of bytes, not a
+                // pooled buffer, and the scratch buffer stays here.
+                let copy = ReadBuf::copy_of(scratch.bytes());
+                scratch.bytes().clear();
+                copy
+            } else {
+                std::mem::replace(&mut *scratch, core.pools.read_buf())
+            });
         }
         Poll::Ready(Ok(n))
     }
@@ -353,14 +364,14 @@ impl Conn {
             .session
             .recheck(version, || core.registry.borrow().clone())
         {
-            Ok(Some(login)) => {
+            Recheck::Refreshed(login) => {
                 if let Some(entry) = core.sessions.borrow_mut().get_mut(&self.fd) {
                     *entry = login.clone();
                 }
                 true
             }
-            Ok(None) => true,
-            Err(()) => false,
+            Recheck::Same => true,
+            Recheck::Revoked => false,
         }
     }
 }

@@ -91,6 +91,8 @@ pub struct Core {
     /// Read and reply buffers for connections with requests in flight.
     pub pools: Pools,
     /// Forwarding queues for connections with requests in flight.
+    /// Boxed: a connection holds one only while busy, through a pointer.
+    #[allow(clippy::vec_box)]
     pub forwardings: RefCell<Vec<Box<Forwarding>>>,
     /// Input readiness of this core's connections (one epoll instance).
     pub readiness: Rc<Readiness>,

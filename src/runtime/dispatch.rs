@@ -130,10 +130,10 @@ impl Conn {
                 }
             }
             (Control::Version, Asker::Ascii(_)) => {
-                encode::version(&mut self.out, env!("CARGO_PKG_VERSION"))
+                encode::version(&mut self.out, crate::protocol::MEMCACHED_VERSION)
             }
             (Control::Version, Asker::Binary(req)) => {
-                bin::encode::version(&mut self.out, req, env!("CARGO_PKG_VERSION"))
+                bin::encode::version(&mut self.out, req, crate::protocol::MEMCACHED_VERSION)
             }
             (Control::Verbosity { level }, _) => {
                 exec::VERBOSITY.store(level.min(2) as u8, Ordering::Relaxed);

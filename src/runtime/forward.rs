@@ -27,6 +27,8 @@ pub struct Forwarding {
     splices: Vec<Splice>,
     got: Vec<Replies>,
     merged: BytesMut,
+    /// Reply buffers that came back, for the next batches.
+    bufs: Vec<(BytesMut, Vec<u32>)>,
 }
 
 /// A round in flight: the replies that have come back for it.
@@ -95,12 +97,15 @@ impl Forwarding {
                 continue;
             }
             let ops = std::mem::take(&mut self.batches[dest]);
+            let (data, ends) = self.bufs.pop().unwrap_or_default();
             let batch = Batch {
                 reply_to: core.reply_id,
                 slot,
                 round,
                 cache,
                 ops,
+                data,
+                ends,
             };
             if senders.send_to(dest, batch).await.is_ok() {
                 expected += 1;
@@ -145,6 +150,15 @@ impl Forwarding {
         std::mem::swap(out, &mut merged);
         merged.clear();
         self.merged = merged;
-        self.got.clear();
+        // The batches' queues and reply buffers come home for reuse.
+        for r in self.got.drain(..) {
+            if self.batches[r.from].capacity() == 0 {
+                self.batches[r.from] = r.ops;
+            }
+            // A buffer a huge reply grew is not kept.
+            if r.data.capacity() <= 64 * 1024 {
+                self.bufs.push((r.data, r.ends));
+            }
+        }
     }
 }

@@ -37,6 +37,11 @@ pub struct Batch {
     /// The connection's cache: every op runs on the owner's shard of it.
     pub cache: u32,
     pub ops: Vec<RemoteOp>,
+    /// Where the owner writes the replies: the sender's own buffers, sent
+    /// back in `Replies` and reused, so a forwarded batch allocates nothing
+    /// and nothing is freed on the other core.
+    pub data: BytesMut,
+    pub ends: Vec<u32>,
 }
 
 /// Encoded replies for one `Batch`.
@@ -49,4 +54,6 @@ pub struct Replies {
     pub data: BytesMut,
     /// `data[ends[i-1]..ends[i]]` is op i's reply.
     pub ends: Vec<u32>,
+    /// The batch's op queue, emptied, back to the sender for reuse.
+    pub ops: Vec<RemoteOp>,
 }

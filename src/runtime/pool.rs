@@ -38,6 +38,16 @@ impl ReadBuf {
         }
     }
 
+    /// A buffer holding a copy of `bytes`, sized to fit.
+    pub fn copy_of(bytes: &[u8]) -> Self {
+        let buf = BytesMut::from(bytes);
+        let start = buf.as_ptr() as usize;
+        ReadBuf {
+            init: (start, start + buf.capacity()),
+            buf,
+        }
+    }
+
     /// The parsed-from bytes.
     pub fn bytes(&mut self) -> &mut BytesMut {
         &mut self.buf
@@ -83,7 +93,8 @@ impl ReadBuf {
 
     /// Worth keeping for another request: empty and of the usual size.
     fn reusable(&mut self) -> bool {
-        if !self.buf.is_empty() || self.buf.capacity() > BUF_SIZE * 2 {
+        let cap = self.buf.capacity();
+        if !self.buf.is_empty() || !(BUF_SIZE..=BUF_SIZE * 2).contains(&cap) {
             return false;
         }
         // Parsed keys and values may still hold the allocation; `reserve`

@@ -5,7 +5,6 @@
 use super::core::Core;
 use super::mesh::{Batch, RemoteOp, Replies};
 use crate::exec::ascii;
-use bytes::BytesMut;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use std::rc::Rc;
 
@@ -29,14 +28,16 @@ pub fn spawn_servers(core: Rc<Core>, mut rx: Receivers<Batch>, tx: Senders<Repli
     }
 }
 
-fn execute(core: &Core, batch: Batch) -> Replies {
+fn execute(core: &Core, mut batch: Batch) -> Replies {
     let now = crate::clock::now();
-    let mut data = BytesMut::new();
-    let mut ends = Vec::with_capacity(batch.ops.len());
+    let mut data = batch.data;
+    let mut ends = batch.ends;
+    data.clear();
+    ends.clear();
     core.stats.forwarded_batches.incr();
     core.stats.forwarded_ops.add(batch.ops.len() as u64);
     let mut shard = core.shard(batch.cache);
-    for op in batch.ops {
+    for op in batch.ops.drain(..) {
         match op {
             RemoteOp::Single(req) => ascii::execute(&mut shard, &req, now, &mut data),
             RemoteOp::Binary(req) => crate::exec::binary::execute(&mut shard, &req, now, &mut data),
@@ -59,6 +60,7 @@ fn execute(core: &Core, batch: Batch) -> Replies {
         from: core.id,
         data,
         ends,
+        ops: batch.ops,
     }
 }
 

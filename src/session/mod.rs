@@ -264,31 +264,35 @@ impl Session {
         true
     }
 
-    /// Re-checks the login against a newer registry: `Err` when its
+    /// Re-checks the login against a newer registry: `Revoked` when its
     /// credential was revoked or its cache disabled or deleted (the
-    /// connection is then closed); `Ok(Some)` with the refreshed login when
-    /// its capabilities may have changed. Comparing versions first keeps the
+    /// connection is then closed); `Refreshed` with the new login when its
+    /// capabilities may have changed. Comparing versions first keeps the
     /// registry's shared refcount off the per-request path.
     pub fn recheck(
         &mut self,
         version: u64,
         registry: impl FnOnce() -> Arc<Registry>,
-    ) -> Result<Option<&tenancy::Session>, ()> {
+    ) -> Recheck<'_> {
         let Some(login) = &self.login else {
-            return Ok(None);
+            return Recheck::Same;
         };
         if version == self.seen_version {
-            return Ok(None);
+            return Recheck::Same;
         }
         self.seen_version = version;
         match registry().refresh(login) {
-            Some(next) => {
-                self.login = Some(next);
-                Ok(self.login.as_ref())
-            }
-            None => Err(()),
+            Some(next) => Recheck::Refreshed(self.login.insert(next)),
+            None => Recheck::Revoked,
         }
     }
+}
+
+/// What a newer registry says of a connection's login.
+pub enum Recheck<'a> {
+    Same,
+    Refreshed(&'a tenancy::Session),
+    Revoked,
 }
 
 /// The outcome of a text login attempt (protocol.md §1.5): a `set`

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use super::{lock, node_status, proxy, AdminState, History, FIELDS};
+use super::{node_status, proxy, AdminState, History, FIELDS};
 use crate::tenancy::Cache;
 
 fn field(name: &str) -> usize {
@@ -64,7 +64,7 @@ pub(super) fn derive(
 /// `hit_rate_hour` (0..1 or null), `new_evictions` and `mem_fraction`.
 /// None: no such cache (or the API would not answer).
 pub(super) async fn cache_summary(state: &Arc<AdminState>, id: u32) -> Option<Value> {
-    let cache = lock(state).cache(id)?;
+    let cache = state.lock().cache(id)?;
     let stats = proxy::get_json(state, &format!("/api/v2/caches/{id}/stats")).await?;
     let Value::Object(mut map) = stats else {
         return None;
@@ -114,7 +114,7 @@ pub(super) fn cache_row(history: &History, cache: &Cache, now: u64) -> Value {
 
 /// The operator overview: every cache, and the node's health.
 pub(super) async fn operator_summary(state: &Arc<AdminState>) -> Value {
-    let mut caches = lock(state).caches();
+    let mut caches = state.lock().caches();
     caches.sort_by_key(|c| c.id);
     let now = crate::clock::unix_now() as u64;
     let rows: Vec<Value> = {

@@ -44,7 +44,7 @@ use crate::tenancy::Cache;
 // here: its state, the store lock, the router it sends actions through,
 // the stats history and the node status.
 use super::history::{History, FIELDS};
-use super::routes::{lock, router as admin_router};
+use super::routes::router as admin_router;
 use super::status::report as node_status;
 use super::AdminState;
 
@@ -254,7 +254,7 @@ fn after_rotate(
     mut resp: Response,
 ) -> Response {
     if access.cache == Some(id) {
-        let secret = lock(state).sso_secret(id).unwrap_or_default();
+        let secret = state.lock().sso_secret(id).unwrap_or_default();
         let cookie = session::set_cookie(
             session::SSO_COOKIE,
             &session::sso_cookie(state, id, &secret),

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tower::ServiceExt;
 
-use super::{admin_router, lock, AdminState};
+use super::{admin_router, AdminState};
 
 /// Most a proxied answer may be (the API's largest are a month of stats).
 const MAX_ANSWER: usize = 16 << 20;
@@ -41,7 +41,7 @@ pub(super) async fn call(
     path: &str,
     body: Bytes,
 ) -> Response {
-    let token = lock(state).operator_token().to_string();
+    let token = state.lock().operator_token().to_string();
     let req = Request::builder()
         .method(method)
         .uri(path)

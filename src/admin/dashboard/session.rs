@@ -22,7 +22,7 @@ use axum::http::HeaderMap;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{lock, AdminState};
+use super::AdminState;
 
 pub(super) const OP_COOKIE: &str = "shoal_op";
 pub(super) const SSO_COOKIE: &str = "shoal_sso";
@@ -53,7 +53,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// The MAC key: derived from the operator token, never sent anywhere.
 fn key(state: &AdminState) -> [u8; 32] {
-    let store = lock(state);
+    let store = state.lock();
     Sha256::new()
         .chain_update(b"shoal dashboard sessions\0")
         .chain_update(store.operator_token().as_bytes())
@@ -143,7 +143,7 @@ fn sso(state: &AdminState, headers: &HeaderMap, cache: u32) -> Option<Access> {
     if id.parse::<u32>().ok()? != cache {
         return None;
     }
-    let secret = lock(state).sso_secret(cache).unwrap_or_default();
+    let secret = state.lock().sso_secret(cache).unwrap_or_default();
     if secret.is_empty() {
         return None;
     }

@@ -568,7 +568,7 @@ fn server_wide_requests_are_not_executed_on_a_shard() {
 
 fn stat_responses(key: &[u8]) -> Vec<Resp> {
     crate::stats::init(1);
-    let config = crate::config::Config::from_cli(Default::default()).unwrap();
+    let config = crate::config::Config::default();
     let mut out = BytesMut::new();
     let scope = crate::exec::stats_cmd::Scope {
         config: &config,
@@ -613,6 +613,18 @@ fn stat_groups_and_terminator() {
     }
     let general = stat_responses(b"");
     assert!(general.iter().any(|r| &r.key[..] == b"cmd_flush"));
+    let stat = |name: &[u8]| {
+        general
+            .iter()
+            .find(|r| &r.key[..] == name)
+            .map(|r| r.value.clone())
+    };
+    // memcached's version for clients that parse it; shoal's own beside it.
+    assert_eq!(stat(b"version").as_deref(), Some(&b"1.6.18"[..]));
+    assert_eq!(
+        stat(b"shoal_version").as_deref(),
+        Some(env!("CARGO_PKG_VERSION").as_bytes())
+    );
     let settings = stat_responses(b"settings");
     let get = |name: &[u8]| {
         settings

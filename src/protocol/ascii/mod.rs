@@ -6,6 +6,8 @@
 //! their lines to [`crate::protocol::meta::parse`].
 
 pub mod encode;
+mod line;
 pub mod parse;
 
-pub use parse::{AsciiParser, Parsed};
+pub use crate::protocol::text::Parsed;
+pub use parse::AsciiParser;

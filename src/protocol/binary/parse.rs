@@ -34,8 +34,7 @@ use super::status::Status;
 use crate::protocol::StoreMode;
 use bytes::{Buf, BytesMut};
 
-/// longest key accepted (`KEY_MAX_LENGTH`).
-pub const KEY_MAX_LENGTH: usize = 250;
+pub use crate::protocol::KEY_MAX_LENGTH;
 /// B-2: a body longer than this is refused (0x04) and the connection closed.
 pub const MAX_BODY_LEN: u32 = 1 << 30;
 

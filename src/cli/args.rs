@@ -1,0 +1,244 @@
+//! The server's command line and config file. Flags follow memcached's
+//! conventions so an operator's muscle memory (`-p -l -m -c -t -I -v`)
+//! carries over; every flag can also be set in a TOML file given with
+//! `--config` (same long names, command line wins). [`Cli::into_config`]
+//! merges both over [`Config`]'s defaults.
+
+use clap::{ArgAction, Parser};
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::Config;
+
+#[derive(Parser, Debug, Default)]
+#[command(
+    name = "shoal",
+    version,
+    about = "shoal — a memcached-compatible, thread-per-core cache server",
+    long_about = None
+)]
+pub struct Cli {
+    /// TCP port to listen on (default: 11211)
+    #[arg(short = 'p', long = "port")]
+    pub port: Option<u16>,
+    /// interface to listen on (default: 127.0.0.1)
+    #[arg(short = 'l', long = "listen")]
+    pub listen: Option<String>,
+    /// item memory in megabytes (default: 64)
+    #[arg(short = 'm', long = "memory-limit")]
+    pub memory_limit: Option<u64>,
+    /// max simultaneous connections (default: 1024)
+    #[arg(short = 'c', long = "conn-limit")]
+    pub conn_limit: Option<usize>,
+    /// number of cores (threads) to use (default: all)
+    #[arg(short = 't', long = "threads")]
+    pub threads: Option<usize>,
+    /// adjusts max item size (default: 1m, min: 1k, max: 1024m)
+    #[arg(short = 'I', long = "max-item-size")]
+    pub max_item_size: Option<String>,
+    /// verbose (print errors/warnings); -vv very verbose
+    #[arg(short = 'v', action = ArgAction::Count)]
+    pub verbose: u8,
+    /// enable the ascii "shutdown" command
+    #[arg(short = 'A', long = "enable-shutdown")]
+    pub enable_shutdown: bool,
+    /// disable use of CAS
+    #[arg(short = 'C', long = "disable-cas")]
+    pub disable_cas: bool,
+    /// disable flush_all command
+    #[arg(short = 'F', long = "disable-flush-all")]
+    pub disable_flush_all: bool,
+    /// read settings from a TOML file (keys: port, listen, memory-limit, conn-limit,
+    /// threads, max-item-size, verbose)
+    #[arg(long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// host many caches with their own credentials and memory plans
+    #[arg(long = "multi-tenant")]
+    pub multi_tenant: bool,
+    /// multi-tenant mode: directory for caches, credentials and the operator token (default: ./shoal-data)
+    #[arg(long = "data-dir", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// multi-tenant mode: address of the operator HTTP endpoint (default: 127.0.0.1:11299)
+    #[arg(long = "admin-addr", value_name = "ADDR")]
+    pub admin_addr: Option<String>,
+    /// multi-tenant mode: seconds a connection has to authenticate (default: 5)
+    #[arg(long = "auth-timeout", value_name = "SECS")]
+    pub auth_timeout: Option<f64>,
+    /// multi-tenant mode: seconds between stats history samples (default: 10)
+    #[arg(long = "stats-interval", value_name = "SECS")]
+    pub stats_interval: Option<f64>,
+    /// multi-tenant mode: 1 in N requests feed the popular-items sketches; 0 turns introspection off (default: 8)
+    #[arg(long = "introspection-sample", value_name = "N")]
+    pub introspection_sample: Option<u32>,
+    /// multi-tenant mode: SMTP relay host:port for email alerts (default: none, email alerts not sent)
+    #[arg(long = "smtp-relay", value_name = "HOST:PORT")]
+    pub smtp_relay: Option<String>,
+    /// multi-tenant mode: sender address of alert emails (default: shoal@localhost)
+    #[arg(long = "smtp-from", value_name = "ADDR")]
+    pub smtp_from: Option<String>,
+    /// multi-tenant mode: cluster name reported by the API (default: local)
+    #[arg(long = "cluster-name", value_name = "NAME")]
+    pub cluster_name: Option<String>,
+    /// operator commands against a running multi-tenant server
+    #[command(subcommand)]
+    pub command: Option<super::Subcommand>,
+}
+
+/// The TOML file: same keys as the long flags.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileConfig {
+    pub port: Option<u16>,
+    pub listen: Option<String>,
+    pub memory_limit: Option<u64>,
+    pub conn_limit: Option<usize>,
+    pub threads: Option<usize>,
+    pub max_item_size: Option<String>,
+    pub verbose: Option<u8>,
+    pub enable_shutdown: Option<bool>,
+    pub disable_cas: Option<bool>,
+    pub disable_flush_all: Option<bool>,
+    pub multi_tenant: Option<bool>,
+    pub data_dir: Option<PathBuf>,
+    pub admin_addr: Option<String>,
+    pub auth_timeout: Option<f64>,
+    pub stats_interval: Option<f64>,
+    pub introspection_sample: Option<u32>,
+    pub smtp_relay: Option<String>,
+    pub smtp_from: Option<String>,
+    pub cluster_name: Option<String>,
+}
+
+/// Parses memcached's size syntax: `1m`, `512k`, `2097152`.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last() {
+        Some('k' | 'K') => (&s[..s.len() - 1], 1024),
+        Some('m' | 'M') => (&s[..s.len() - 1], 1024 * 1024),
+        Some('g' | 'G') => (&s[..s.len() - 1], 1024 * 1024 * 1024),
+        _ => (s, 1),
+    };
+    let n: usize = num.parse().map_err(|_| format!("invalid size '{s}'"))?;
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size '{s}' too large"))
+}
+
+impl Cli {
+    /// The settings in effect: [`Config`]'s defaults, overridden by the
+    /// optional TOML file, overridden by the flags.
+    pub fn into_config(self) -> Result<Config, String> {
+        let file = match &self.config {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| format!("{}: {e}", p.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let d = Config::default();
+        let threads = self.threads.or(file.threads).unwrap_or(d.threads);
+        if threads == 0 || threads > 256 {
+            return Err("threads must be between 1 and 256".into());
+        }
+        let item_size_max = match self.max_item_size.or(file.max_item_size) {
+            Some(s) => parse_size(&s)?,
+            None => d.item_size_max,
+        };
+        if item_size_max < 1024 {
+            return Err("Item max size cannot be less than 1024 bytes.".into());
+        }
+        if item_size_max > 1024 * 1024 * 1024 {
+            return Err("Cannot set item size limit higher than 1 gigabyte.".into());
+        }
+        let auth_timeout = match self.auth_timeout.or(file.auth_timeout) {
+            Some(secs) if !(secs > 0.0 && secs <= 3600.0) => {
+                return Err("auth-timeout must be between 0 and 3600 seconds".into())
+            }
+            Some(secs) => Duration::from_secs_f64(secs),
+            None => d.auth_timeout,
+        };
+        let stats_interval = match self.stats_interval.or(file.stats_interval) {
+            Some(secs) if !(0.1..=86_400.0).contains(&secs) => {
+                return Err("stats-interval must be between 0.1 and 86400 seconds".into())
+            }
+            Some(secs) => Duration::from_secs_f64(secs),
+            None => d.stats_interval,
+        };
+        let memory_limit = match self.memory_limit.or(file.memory_limit) {
+            Some(mb) => (mb as usize)
+                .checked_mul(1024 * 1024)
+                .ok_or("memory limit too large")?,
+            None => d.memory_limit,
+        };
+        Ok(Config {
+            port: self.port.or(file.port).unwrap_or(d.port),
+            listen: self.listen.or(file.listen).unwrap_or(d.listen),
+            memory_limit,
+            conn_limit: self
+                .conn_limit
+                .or(file.conn_limit)
+                .unwrap_or(d.conn_limit)
+                .max(1),
+            threads,
+            item_size_max,
+            verbosity: if self.verbose > 0 {
+                self.verbose
+            } else {
+                file.verbose.unwrap_or(d.verbosity)
+            },
+            enable_shutdown: self.enable_shutdown
+                || file.enable_shutdown.unwrap_or(d.enable_shutdown),
+            disable_cas: self.disable_cas || file.disable_cas.unwrap_or(d.disable_cas),
+            disable_flush_all: self.disable_flush_all
+                || file.disable_flush_all.unwrap_or(d.disable_flush_all),
+            multi_tenant: self.multi_tenant || file.multi_tenant.unwrap_or(d.multi_tenant),
+            data_dir: self.data_dir.or(file.data_dir).unwrap_or(d.data_dir),
+            admin_addr: self.admin_addr.or(file.admin_addr).unwrap_or(d.admin_addr),
+            auth_timeout,
+            stats_interval,
+            introspection_sample: self
+                .introspection_sample
+                .or(file.introspection_sample)
+                .unwrap_or(d.introspection_sample),
+            smtp_relay: self.smtp_relay.or(file.smtp_relay).or(d.smtp_relay),
+            smtp_from: self.smtp_from.or(file.smtp_from).unwrap_or(d.smtp_from),
+            cluster_name: self
+                .cluster_name
+                .or(file.cluster_name)
+                .unwrap_or(d.cluster_name),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1m"), Ok(1 << 20));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("2048"), Ok(2048));
+        assert!(parse_size("x").is_err());
+    }
+
+    #[test]
+    fn defaults_and_file() {
+        let c = Cli::default().into_config().unwrap();
+        assert_eq!(
+            (c.port, c.listen.as_str(), c.memory_limit),
+            (11211, "127.0.0.1", 64 << 20)
+        );
+        let dir = std::env::temp_dir().join(format!("shoal-cfg-{}", std::process::id()));
+        std::fs::write(&dir, "port = 2222\nmemory-limit = 8\nthreads = 1\n").unwrap();
+        let cli = Cli {
+            config: Some(dir.clone()),
+            port: Some(3333),
+            ..Cli::default()
+        };
+        let c = cli.into_config().unwrap();
+        std::fs::remove_file(&dir).ok();
+        assert_eq!((c.port, c.memory_limit, c.threads), (3333, 8 << 20, 1));
+    }
+}
