@@ -451,7 +451,10 @@ fn garbage_never_kills_the_server(cores: usize) {
 fn stats_conns_lists_clients(cores: usize) {
     let s = Server::start(cores, &[]);
     let mut a = s.connect();
-    let b = s.connect();
+    let mut b = s.connect();
+    // A round trip first: connect() returns once the kernel finished the
+    // handshake, which can be before the server accepted and listed it.
+    assert_eq!(b.set("listed", b"1"), "STORED\r\n");
     let b_addr = format!("tcp:{}", b.stream.local_addr().unwrap());
     let conns = a.stats("conns");
     let entry = conns
@@ -463,7 +466,16 @@ fn stats_conns_lists_clients(cores: usize) {
         conns[&format!("{entry}:listen_addr")],
         format!("tcp:{}", s.addr)
     );
-    assert_eq!(conns[&format!("{entry}:state")], "conn_waiting");
+    // The server marks the connection waiting after it sent the reply, so
+    // on another core the flag may still be in flight: poll for it.
+    let state_key = format!("{entry}:state");
+    assert!(
+        common::eventually(Duration::from_secs(5), || a
+            .stats("conns")
+            .get(&state_key)
+            .is_some_and(|v| v == "conn_waiting")),
+        "the idle client shows as conn_waiting"
+    );
     assert!(conns.contains_key(&format!("{entry}:secs_since_last_cmd")));
     drop(b);
     assert!(common::eventually(Duration::from_secs(5), || !a

@@ -1224,6 +1224,10 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
+    /// shoal patch: whether `latency_preemption_timeout_src` is a preemption
+    /// timer (kept across loops) rather than a user timer armed to wake us
+    /// from sleep (always cancelled on the next loop, as upstream does).
+    latency_timer_preempts: Cell<bool>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1355,6 +1359,7 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
+            latency_timer_preempts: Cell::new(false),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1819,22 +1824,37 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // Cancel the old timer regardless of whether we can sleep:
-        // if we won't sleep, we will register the new timer with its new
-        // value.
+        // shoal patch: a preemption timer that is still pending stays armed
+        // while the executor keeps running; only one that fired is re-armed.
+        // Upstream cancels both timers and arms two new ones on every loop:
+        // four SQEs, two allocated sources and an io_uring_enter per loop,
+        // which at one request in flight per connection is a loop or two per
+        // request. Keeping it only makes a task queue's slice end up to one
+        // preemption period early, as measured from when the timer was armed.
         //
-        // But if we will sleep, there might be a timer registered that needs
-        // to be removed otherwise we'll wake up when it expires.
-        drop(self.latency_preemption_timeout_src.take());
+        // The latency timer is still cancelled when we may sleep (no
+        // preemption timer wanted): otherwise we would wake when it expires.
+        let keep_latency = preempt_timer().is_some() && self.latency_timer_preempts.get();
+        match self.latency_preemption_timeout_src.take() {
+            Some(src) if keep_latency && !src.has_result() => {
+                self.latency_preemption_timeout_src.set(Some(src))
+            }
+            old => drop(old),
+        }
 
-        // Schedule the throughput-based timeout immediately: it won't matter if we end
-        // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
-            main_ring.prepare_throughput_preemption_timer(
-                self.ring_depth() as u32,
-                self.eventfd_src.raw(),
-            ),
-        ));
+        // The throughput-based timeout is armed whether or not we sleep.
+        match self.throughput_preemption_timeout_src.take() {
+            Some(src) if !src.has_result() => self.throughput_preemption_timeout_src.set(Some(src)),
+            old => {
+                drop(old);
+                self.throughput_preemption_timeout_src.set(Some(
+                    main_ring.prepare_throughput_preemption_timer(
+                        self.ring_depth() as u32,
+                        self.eventfd_src.raw(),
+                    ),
+                ));
+            }
+        }
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1856,6 +1876,7 @@ impl Reactor {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
             if let Some(dur) = user_timer {
+                self.latency_timer_preempts.set(false);
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
                 assert!(flush_rings!(lat_ring)? > 0);
@@ -1885,8 +1906,18 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            self.latency_preemption_timeout_src
-                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+            // shoal patch: only when none is pending (see above).
+            match self.latency_preemption_timeout_src.take() {
+                Some(src) if self.latency_timer_preempts.get() && !src.has_result() => {
+                    self.latency_preemption_timeout_src.set(Some(src))
+                }
+                old => {
+                    drop(old);
+                    self.latency_timer_preempts.set(true);
+                    self.latency_preemption_timeout_src
+                        .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+                }
+            }
             flush_rings!(lat_ring, main_ring)?;
         }
 
