@@ -9,10 +9,23 @@
 #              colocated  server and memtier both on CPU 0
 #              free       nothing pinned
 #   defaults: text 10 2 16 free (the pipelined comparison of issue 3)
+#   or: scripts/bench-vs-memcached.sh p1 [seconds] [rounds]
+#       the one-request-at-a-time suite (issue 11): pipeline 1, text and
+#       binary, split and colocated, 3 interleaved rounds of 10 s each.
 # Set SHOAL_THREADS / MEMCACHED_THREADS (default 1) to compare more workers;
 # with more than one, memtier runs 2 threads x 25 connections.
+# SHOAL_BIN picks another shoal binary (an A/B of two builds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = p1 ]; then
+  cargo build --release -q --bins
+  for placement in split colocated; do
+    for proto in text binary; do
+      SHOAL_BIN_BUILT=1 "$0" "$proto" "${2:-10}" "${3:-3}" 1 "$placement"
+    done
+  done
+  exit 0
+fi
 PROTO=${1:-text}; SECS=${2:-10}; ROUNDS=${3:-2}; PIPELINE=${4:-16}; PLACEMENT=${5:-free}
 ST=${SHOAL_THREADS:-1}; MT=${MEMCACHED_THREADS:-1}
 for t in memtier_benchmark memcached python3; do
@@ -26,7 +39,8 @@ case "$PLACEMENT" in
 esac
 MTHREADS=1; MCLIENTS=50
 if [ "$ST" -gt 1 ] || [ "$MT" -gt 1 ]; then MTHREADS=2; MCLIENTS=25; fi
-cargo build --release -q --bins
+SHOAL_BIN=${SHOAL_BIN:-target/release/shoal}
+[ -n "${SHOAL_BIN_BUILT:-}" ] || cargo build --release -q --bins
 TCK=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 
@@ -60,7 +74,7 @@ PY
 }
 start_shoal() { local log; log=$(mktemp)
   # shellcheck disable=SC2086
-  $SRV_PIN target/release/shoal -p 0 -t "$ST" -m 1024 2>"$log" & SPID=$!
+  $SRV_PIN "$SHOAL_BIN" -p 0 -t "$ST" -m 1024 2>"$log" & SPID=$!
   SPORT=""
   for _ in $(seq 1 300); do SPORT=$(sed -n 's/^shoal listening on [^ ]*:\([0-9]*\).*/\1/p' "$log"); [ -n "$SPORT" ] && break; sleep 0.1; done
   [ -n "$SPORT" ] || { cat "$log"; echo "shoal did not start"; exit 1; }

@@ -8,7 +8,7 @@
 //! registration is made once per connection; the kernel marks a socket
 //! ready in the sender's context, and this core collects every ready socket
 //! with one `epoll_wait` per wakeup, the way memcached does. The ring still
-//! does the sleeping: one POLL_ADD on the epoll fd per round of events.
+//! does the sleeping: one POLL_ADD on the epoll fd once a round finds none.
 
 use slab::Slab;
 use std::cell::RefCell;
@@ -95,39 +95,64 @@ impl Readiness {
         Poll::Pending
     }
 
-    /// The core's readiness loop: sleep on the ring until the epoll fd has
-    /// events, hand them to their connections, repeat.
+    /// The core's readiness loop: collect ready sockets with `epoll_wait`
+    /// and wake their connections; once a round finds nothing, sleep on the
+    /// ring until the epoll fd has events.
+    ///
+    /// After a round that found sockets, the loop yields and asks epoll
+    /// again instead of arming a ring poll at once: at one request in flight
+    /// per connection, new requests have nearly always arrived by the time
+    /// the woken connections have answered, and a poll armed then completes
+    /// as soon as it is submitted, costing an io_uring_enter and the
+    /// completion's task work for nothing (0.4 per request, measured).
     pub async fn run(self: Rc<Self>) {
         let mut events: Vec<libc::epoll_event> =
             vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS];
         loop {
+            if self.collect(&mut events) > 0 {
+                // Behind the connections just woken: they run first.
+                futures_lite::future::yield_now().await;
+                continue;
+            }
             if glommio::net::poll_readable(self.epfd.as_raw_fd())
                 .await
                 .is_err()
             {
                 glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
             }
-            loop {
-                // SAFETY: `events` has room for EVENTS entries; timeout 0
-                // never blocks.
-                let n = unsafe {
-                    libc::epoll_wait(self.epfd.as_raw_fd(), events.as_mut_ptr(), EVENTS as i32, 0)
-                };
-                if n <= 0 {
-                    break;
-                }
-                let mut slots = self.slots.borrow_mut();
-                for ev in &events[..n as usize] {
-                    if let Some(slot) = slots.get_mut(ev.u64 as usize) {
-                        slot.ready = true;
-                        if let Some(w) = slot.waker.take() {
-                            w.wake();
-                        }
+        }
+    }
+
+    /// Takes every pending event off the epoll fd without blocking and
+    /// wakes the connections they name; returns how many there were.
+    fn collect(&self, events: &mut [libc::epoll_event]) -> usize {
+        let mut total = 0;
+        loop {
+            // SAFETY: `events` has room for its length in entries; timeout 0
+            // never blocks.
+            let n = unsafe {
+                libc::epoll_wait(
+                    self.epfd.as_raw_fd(),
+                    events.as_mut_ptr(),
+                    events.len() as i32,
+                    0,
+                )
+            };
+            if n <= 0 {
+                return total;
+            }
+            total += n as usize;
+            let mut slots = self.slots.borrow_mut();
+            for ev in &events[..n as usize] {
+                if let Some(slot) = slots.get_mut(ev.u64 as usize) {
+                    slot.ready = true;
+                    if let Some(w) = slot.waker.take() {
+                        w.wake();
                     }
                 }
-                if (n as usize) < EVENTS {
-                    break;
-                }
+            }
+            if (n as usize) < events.len() {
+                return total;
             }
         }
     }

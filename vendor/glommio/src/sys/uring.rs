@@ -856,6 +856,11 @@ impl UringCommon for PollRing {
     }
 
     fn submit_one_event(&mut self, queue: &mut VecDeque<UringDescriptor>) -> Option<bool> {
+        // shoal patch: nothing to submit, no clock read (this runs for each
+        // ring several times per executor loop, mostly with an empty queue).
+        if queue.is_empty() {
+            return Some(false);
+        }
         let source_map = &mut *self.source_map.borrow_mut();
         let now = Instant::now();
 
@@ -1188,6 +1193,11 @@ impl UringCommon for SleepableRing {
     }
 
     fn submit_one_event(&mut self, queue: &mut VecDeque<UringDescriptor>) -> Option<bool> {
+        // shoal patch: nothing to submit, no clock read (this runs for each
+        // ring several times per executor loop, mostly with an empty queue).
+        if queue.is_empty() {
+            return Some(false);
+        }
         let source_map = &mut *self.source_map.borrow_mut();
         let now = Instant::now();
 
@@ -1832,11 +1842,11 @@ impl Reactor {
         // request. Keeping it only makes a task queue's slice end up to one
         // preemption period early, as measured from when the timer was armed.
         //
-        // The latency timer is still cancelled when we may sleep (no
-        // preemption timer wanted): otherwise we would wake when it expires.
-        let keep_latency = preempt_timer().is_some() && self.latency_timer_preempts.get();
+        // The latency timer is cancelled below only if we really go to
+        // sleep (otherwise we would wake when it expires); a loop that finds
+        // no runnable task but new completions keeps it.
         match self.latency_preemption_timeout_src.take() {
-            Some(src) if keep_latency && !src.has_result() => {
+            Some(src) if self.latency_timer_preempts.get() && !src.has_result() => {
                 self.latency_preemption_timeout_src.set(Some(src))
             }
             old => drop(old),
@@ -1873,6 +1883,15 @@ impl Reactor {
             && lat_ring.can_sleep();
 
         if should_sleep {
+            // shoal patch: the kept preemption timer goes now. Cancelling a
+            // timeout completes at submission, so both completions are
+            // collected here and do not wake the sleep below.
+            if let Some(src) = self.latency_preemption_timeout_src.take() {
+                drop(src);
+                flush_cancellations!(into &mut 0; lat_ring);
+                flush_rings!(lat_ring)?;
+                consume_rings!(into &mut 0; lat_ring);
+            }
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
             if let Some(dur) = user_timer {
