@@ -225,14 +225,20 @@ fn metrics_agree_with_stats_per_cache_and_server() {
     );
     assert_eq!(get(&m, "memcached_current_items"), 21.0);
     assert_eq!(get(&m, "memcached_limit_bytes"), 100.0 * 1024.0 * 1024.0); // -m
-                                                                           // Connections: the server counts every accepted one (two logged in, plus
-                                                                           // the admin-free scrape does not count), not twice.
+
+    // Connections: the server counts every accepted one (two logged in, plus
+    // the admin-free scrape does not count), not twice.
     assert!(get(&m, "memcached_current_connections") >= 2.0);
     assert!(get(&m, "memcached_current_connections") < 4.0);
     assert_eq!(get(&m, "memcached_up"), 1.0);
     assert_eq!(get(&m, "memcached_accepting_conns"), 1.0);
+    // The memcached version every protocol answers; shoal's own apart.
     assert!(m.contains_key(&format!(
         "memcached_version{{version=\"{}\"}}",
+        shoal::protocol::MEMCACHED_VERSION
+    )));
+    assert!(m.contains_key(&format!(
+        "shoal_version{{version=\"{}\"}}",
         env!("CARGO_PKG_VERSION")
     )));
     for k in m.keys() {

@@ -383,6 +383,18 @@ impl Collector for Snapshot {
                 None,
                 MetricType::Gauge,
             )?;
+            // The memcached version shoal answers on every protocol, as
+            // memcached_exporter reports it; shoal's own below.
+            let labels = [("version", crate::protocol::MEMCACHED_VERSION)];
+            ConstGauge::new(1i64).encode(m.encode_family(&labels)?)?;
+        }
+        {
+            let mut m = enc.encode_descriptor(
+                "shoal_version",
+                "The version of shoal itself.",
+                None,
+                MetricType::Gauge,
+            )?;
             let labels = [("version", env!("CARGO_PKG_VERSION"))];
             ConstGauge::new(1i64).encode(m.encode_family(&labels)?)?;
         }
@@ -503,6 +515,19 @@ mod tests {
             body.contains("memcached_process_user_cpu_seconds_total "),
             "{body}"
         );
-        assert!(body.contains("memcached_version{version=\""), "{body}");
+        assert!(
+            body.contains(&format!(
+                "memcached_version{{version=\"{}\"}} 1",
+                crate::protocol::MEMCACHED_VERSION
+            )),
+            "{body}"
+        );
+        assert!(
+            body.contains(&format!(
+                "shoal_version{{version=\"{}\"}} 1",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{body}"
+        );
     }
 }
