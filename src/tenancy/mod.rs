@@ -32,6 +32,7 @@ pub use store::{
     MAX_DELIVERY_CONFIGS_PER_CACHE, MAX_DESCRIPTION_LEN, MAX_PREFIX_LEN,
     MAX_WATCHED_PREFIXES_PER_CACHE, OPERATOR_TOKEN_FILE,
 };
+pub use store::write_private;
 
 /// What a credential may do besides reading (MemCachier's `write_capability`,
 /// `flush_capability`, `api_capability`).
