@@ -62,12 +62,7 @@ fn excess_connections_are_closed_and_slow_heads_time_out() {
     let s = Server::start_mt(
         1,
         dir.path(),
-        &[
-            "--admin-max-conns",
-            "4",
-            "--admin-header-timeout",
-            "1.5",
-        ],
+        &["--admin-max-conns", "4", "--admin-header-timeout", "1.5"],
     );
     // Four slow clients take every slot...
     let mut slow: Vec<TcpStream> = (0..4).map(|_| partial(&s)).collect();
@@ -93,7 +88,10 @@ fn excess_connections_are_closed_and_slow_heads_time_out() {
     );
     let (answer, took) = extra.unwrap();
     assert_eq!(answer, "", "closed without an answer");
-    assert!(took < Duration::from_millis(500), "closed at once: {took:?}");
+    assert!(
+        took < Duration::from_millis(500),
+        "closed at once: {took:?}"
+    );
     // The slow ones are closed by the header timeout (1.5 s), not held.
     for c in &mut slow {
         let (_, took) = until_closed(c, Duration::from_secs(5)).expect("slow head closed");

@@ -153,5 +153,9 @@ fn private_targets_work_with_the_flag_and_are_refused_at_send_without_it() {
     let s = server(dir.path(), false);
     fire(&s, &t, id);
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(hook.hits(), 1, "sent to 127.0.0.1 without --alert-allow-private");
+    assert_eq!(
+        hook.hits(),
+        1,
+        "sent to 127.0.0.1 without --alert-allow-private"
+    );
 }

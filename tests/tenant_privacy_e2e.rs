@@ -14,7 +14,13 @@ fn tenant_stats_hide_the_server_pid_and_rusage() {
     let mut c = s.login(&t.user, &t.pass);
     let stats = c.stats("");
     // The fields clients parse are there, as numbers...
-    for f in ["pid", "rusage_user", "rusage_system", "uptime", "curr_items"] {
+    for f in [
+        "pid",
+        "rusage_user",
+        "rusage_system",
+        "uptime",
+        "curr_items",
+    ] {
         assert!(stats.contains_key(f), "no {f} in {stats:?}");
     }
     // ...but say nothing about the process.

@@ -320,7 +320,18 @@ mod tests {
         assert_eq!(canonical_id::<u32>("1"), Some(1));
         assert_eq!(canonical_id::<u32>("0"), Some(0));
         assert_eq!(canonical_id::<u32>("4294967295"), Some(u32::MAX));
-        for bad in ["", "+1", "-1", "01", "00", " 1", "1 ", "1a", "0x1", "4294967296"] {
+        for bad in [
+            "",
+            "+1",
+            "-1",
+            "01",
+            "00",
+            " 1",
+            "1 ",
+            "1a",
+            "0x1",
+            "4294967296",
+        ] {
             assert_eq!(canonical_id::<u32>(bad), None, "{bad:?}");
         }
         assert!(parse_id("01").is_err());

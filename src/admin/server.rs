@@ -7,8 +7,9 @@
 //! long as it liked, and under a low `ulimit -n` starved the data port of
 //! fds. Here the router is served by hyper's HTTP/1 connection directly:
 //! - at most [`AdminLimits::max_conns`] connections are served at once (a
-//!   semaphore taken at accept); a connection over the cap is closed at
-//!   once, so it costs an fd only for the instant of its accept;
+//!   semaphore taken at accept), and never more than a quarter of the
+//!   process's fd limit ([`fd_share`]); a connection over the cap is
+//!   closed at once, so it costs an fd only for the instant of its accept;
 //! - hyper's `header_read_timeout` closes a connection whose request head
 //!   has not fully arrived in [`AdminLimits::header_timeout`]; it also runs
 //!   while a keep-alive connection waits for its next request, so an idle
@@ -83,8 +84,12 @@ async fn timed_out(err: tower::BoxError) -> axum::response::Response {
         .into_response()
     } else {
         tracing::error!("admin endpoint: {err}");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
-            .into_response()
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+        .into_response()
     }
 }
 
@@ -114,7 +119,8 @@ pub(super) async fn serve(
         }
     };
     let app = with_timeout(app, limits.request_timeout);
-    let permits = Arc::new(Semaphore::new(limits.max_conns.max(1)));
+    let cap = fd_share(limits.max_conns);
+    let permits = Arc::new(Semaphore::new(cap));
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
@@ -139,7 +145,7 @@ pub(super) async fn serve(
             // Over the cap: the fd goes back now rather than waiting in a
             // queue that a slow client could keep full.
             drop(stream);
-            rejected.note(limits.max_conns);
+            rejected.note(cap);
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -161,6 +167,33 @@ pub(super) async fn serve(
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(grace) => {}
     }
+}
+
+/// The admin connection cap in effect: `max_conns`, but at most a quarter
+/// of the soft `RLIMIT_NOFILE` (and at least 1), so that admin clients alone
+/// can never take the fds the data port accepts with, whatever the cap and
+/// `ulimit -n` the server was started with.
+fn fd_share(max_conns: usize) -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit for the call's duration.
+    let known = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0;
+    let share = if known && lim.rlim_cur != libc::RLIM_INFINITY {
+        usize::try_from(lim.rlim_cur / 4).unwrap_or(usize::MAX)
+    } else {
+        usize::MAX
+    };
+    let cap = max_conns.min(share).max(1);
+    if cap < max_conns {
+        tracing::warn!(
+            "admin endpoint: --admin-max-conns {max_conns} lowered to {cap}, a quarter of \
+             the fd limit ({}), to leave fds for the data port",
+            lim.rlim_cur
+        );
+    }
+    cap
 }
 
 /// Counts connections closed over the cap, and logs them now and then.

@@ -94,9 +94,14 @@ fn first_refused(addrs: impl IntoIterator<Item = SocketAddr>) -> Option<(IpAddr,
 }
 
 fn refusal(url_host: &str, ip: IpAddr, why: &str) -> String {
+    let what = if url_host.parse() == Ok(ip) {
+        format!("alert URL host {url_host} is a {why} address")
+    } else {
+        format!("alert URL host {url_host} resolves to {ip}, a {why} address")
+    };
     format!(
-        "alert URL host {url_host} is {ip}, a {why} address; alerts are only sent to public \
-         addresses unless the server runs with --alert-allow-private"
+        "{what}; alerts are only sent to public addresses unless the server runs with \
+         --alert-allow-private"
     )
 }
 
@@ -253,7 +258,10 @@ mod tests {
     fn hosts_and_ports_of_urls() {
         let hp = |u: &str| host_port(u);
         assert_eq!(hp("http://127.0.0.1:9/x"), Ok(("127.0.0.1".into(), 9)));
-        assert_eq!(hp("https://hooks.example.com/a"), Ok(("hooks.example.com".into(), 443)));
+        assert_eq!(
+            hp("https://hooks.example.com/a"),
+            Ok(("hooks.example.com".into(), 443))
+        );
         assert_eq!(hp("HTTP://h/a"), Ok(("h".into(), 80)));
         assert_eq!(hp("http://[::1]:8080/"), Ok(("::1".into(), 8080)));
         assert_eq!(hp("http://user:pw@10.0.0.1/"), Ok(("10.0.0.1".into(), 80)));
