@@ -14,6 +14,16 @@ pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:11299";
 pub const DEFAULT_DATA_DIR: &str = "./shoal-data";
 /// 1 in this many requests feeds the popular-items sketches by default.
 pub const DEFAULT_INTROSPECTION_SAMPLE: u32 = 8;
+/// Admin connections served at once by default: far more than an
+/// operator's tools and the dashboard need, far fewer than the data
+/// plane's fds.
+pub const DEFAULT_ADMIN_MAX_CONNS: usize = 256;
+/// Time an admin connection has to send a request's head, by default.
+pub const DEFAULT_ADMIN_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time an admin request has to complete, body included, by default:
+/// above the cores' 3 s probe wait and a webhook address check, with room
+/// for a slow operator network.
+pub const DEFAULT_ADMIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The server's settings after merging defaults, the config file and flags.
 #[derive(Debug, Clone)]
@@ -54,6 +64,16 @@ pub struct Config {
     pub smtp_from: String,
     /// The cluster name the API reports (one server is one cluster).
     pub cluster_name: String,
+    /// Multi-tenant mode: admin connections served at once; more are closed.
+    pub admin_max_conns: usize,
+    /// Multi-tenant mode: time an admin connection has to send a request's
+    /// head (also how long it may sit idle between requests).
+    pub admin_header_timeout: Duration,
+    /// Multi-tenant mode: time an admin request has to complete.
+    pub admin_request_timeout: Duration,
+    /// Multi-tenant mode: alert webhooks and Slack URLs may reach loopback,
+    /// private and other non-public addresses.
+    pub alert_allow_private: bool,
 }
 
 impl Default for Config {
@@ -80,6 +100,10 @@ impl Default for Config {
             smtp_relay: None,
             smtp_from: "shoal@localhost".into(),
             cluster_name: "local".into(),
+            admin_max_conns: DEFAULT_ADMIN_MAX_CONNS,
+            admin_header_timeout: DEFAULT_ADMIN_HEADER_TIMEOUT,
+            admin_request_timeout: DEFAULT_ADMIN_REQUEST_TIMEOUT,
+            alert_allow_private: false,
         }
     }
 }

@@ -34,12 +34,8 @@ impl Server {
         let seen: Arc<Mutex<Vec<Arc<Registry>>>> = Arc::default();
         let sink = seen.clone();
         let config = AdminConfig {
-            bind: "127.0.0.1:0".parse().unwrap(),
             servers: SERVERS.to_string(),
-            stats_interval: admin::DEFAULT_STATS_INTERVAL,
-            smtp_relay: None,
-            smtp_from: "shoal@localhost".into(),
-            cluster_name: "local".into(),
+            ..AdminConfig::new("127.0.0.1:0".parse().unwrap())
         };
         let handle = admin::spawn_with(
             store,

@@ -24,13 +24,15 @@ fn login(s: &Server, t: &Tenant) -> Client {
     s.login(&t.user, &t.pass)
 }
 
-/// A server sampling every 0.2 s, with email alerts relayed to `smtp`.
+/// A server sampling every 0.2 s, with email alerts relayed to `smtp`, and
+/// webhooks allowed to reach the test's receiver on 127.0.0.1.
 fn server(dir: &std::path::Path, smtp: Option<&str>) -> Server {
     let mut args = vec![
         "--stats-interval",
         "0.2",
         "--smtp-from",
         "alerts@shoal.test",
+        "--alert-allow-private",
     ];
     if let Some(relay) = smtp {
         args.extend(["--smtp-relay", relay]);

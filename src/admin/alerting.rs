@@ -28,6 +28,12 @@
 //!   "trigger_type", "trigger_threshold", "value", "description", "time"}`;
 //! - `email`: through the `--smtp-relay` (plain SMTP, from `--smtp-from`);
 //!   without a relay the alert is only logged.
+//!
+//! Slack and webhook URLs reach only public addresses unless the server
+//! runs with `--alert-allow-private` (`alerting/target.rs`): checked when a
+//! delivery config is created and again, on the addresses connected to,
+//! at every delivery. No proxy from the environment is used, since the
+//! addresses checked must be the addresses connected to.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -39,6 +45,10 @@ use serde_json::{json, Value};
 use super::history::{iso8601, FIELDS};
 use super::AdminState;
 use crate::tenancy::{Alert, Cache, DeliveryConfig, DeliveryType, TriggerType};
+
+mod target;
+
+pub(crate) use target::check_url;
 
 /// How long one delivery attempt (HTTP request or SMTP session) may take.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -230,6 +240,7 @@ pub(crate) fn after_sample(state: &AdminState, sampled: &[(Cache, Vec<u64>)], no
                     config,
                     smtp_relay: state.smtp_relay.clone(),
                     smtp_from: state.smtp_from.clone(),
+                    allow_private: state.alert_allow_private,
                 });
             }
         }
@@ -346,6 +357,8 @@ struct Job {
     config: DeliveryConfig,
     smtp_relay: Option<String>,
     smtp_from: String,
+    /// `--alert-allow-private`.
+    allow_private: bool,
 }
 
 /// Hands `job` to the delivery workers, started on first use.
@@ -396,8 +409,14 @@ fn work(rx: &Mutex<Receiver<Job>>) {
 fn deliver(job: &Job) {
     let c = &job.config;
     let result = match c.delivery_type {
-        DeliveryType::Slack => post_json(&c.slack_url, &slack_body(&job.event, &c.slack_channel)),
-        DeliveryType::Webhook => post_json(&c.slack_url, &webhook_body(&job.event)),
+        DeliveryType::Slack => post_json(
+            &c.slack_url,
+            &slack_body(&job.event, &c.slack_channel),
+            job.allow_private,
+        ),
+        DeliveryType::Webhook => {
+            post_json(&c.slack_url, &webhook_body(&job.event), job.allow_private)
+        }
         DeliveryType::Email => match &job.smtp_relay {
             Some(relay) => send_email(relay, &job.smtp_from, &c.email, &job.event),
             None => {
@@ -427,15 +446,23 @@ fn deliver(job: &Job) {
     }
 }
 
-/// `POST url` with a JSON body; a non-2xx answer is an error.
-fn post_json(url: &str, body: &Value) -> Result<(), String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+/// `POST url` with a JSON body; a non-2xx answer is an error. Unless
+/// `allow_private`, only public addresses are connected to (`target.rs`).
+fn post_json(url: &str, body: &Value, allow_private: bool) -> Result<(), String> {
+    let config = ureq::Agent::config_builder()
         .timeout_global(Some(DELIVERY_TIMEOUT))
+        // A redirect could lead to an unchecked host; a proxy would be
+        // resolved instead of the target.
         .max_redirects(0)
+        .proxy(None)
         .http_status_as_error(true)
         .user_agent(concat!("shoal/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into();
+        .build();
+    let agent = ureq::Agent::with_parts(
+        config,
+        ureq::unversioned::transport::DefaultConnector::default(),
+        target::GuardedResolver { allow_private },
+    );
     agent
         .post(url)
         .header("Content-Type", "application/json")

@@ -17,7 +17,9 @@
 //! (400 a cache id that is not a number, 401, 403, 404 no such cache), plus
 //! 400 for an alert or config id that is not a number, a bad body, a value
 //! the store refuses (threshold above 100, a delivery config of another
-//! cache, a cache's 21st alert, removing a config an alert uses), and 404
+//! cache, a cache's 21st alert, removing a config an alert uses, a Slack or
+//! webhook URL that reaches a loopback, private or other non-public
+//! address without `--alert-allow-private`), and 404
 //! for an unknown alert or config. Alerts and configs live in the control
 //! store (`tenancy::ControlStore`).
 
@@ -32,9 +34,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::alerting::Runtime;
+use super::alerting::{check_url, Runtime};
 use super::auth::authorize;
-use super::body::{parse_json, ApiError};
+use super::body::{canonical_id, parse_json, ApiError};
 use super::history::iso8601;
 use super::AdminState;
 use crate::tenancy::{
@@ -65,12 +67,12 @@ pub(crate) fn router() -> Router<Arc<AdminState>> {
 // ---------------------------------------------------------------- routes
 
 fn alert_id(raw: &str) -> Result<u64, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::invalid("The specified alert ID is invalid (not a number)."))
+    canonical_id(raw)
+        .ok_or_else(|| ApiError::invalid("The specified alert ID is invalid (not a number)."))
 }
 
 fn config_id(raw: &str) -> Result<u64, ApiError> {
-    raw.parse().map_err(|_| {
+    canonical_id(raw).ok_or_else(|| {
         ApiError::invalid("The specified alert delivery config ID is invalid (not a number).")
     })
 }
@@ -299,6 +301,13 @@ async fn create_config(
             "Unknown delivery type {raw:?}: use \"email\", \"slack\" or \"webhook\"."
         ))
     })?;
+    if matches!(kind, DeliveryType::Slack | DeliveryType::Webhook) {
+        if let Some(url) = &req.slack_url {
+            check_url(url, state.alert_allow_private)
+                .await
+                .map_err(ApiError::invalid)?;
+        }
+    }
     let new = NewDeliveryConfig {
         delivery_type: kind,
         email: req.email.unwrap_or_default(),

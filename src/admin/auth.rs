@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::body::ApiError;
+use super::body::{canonical_id, ApiError};
 use super::AdminState;
 use crate::tenancy::Cache;
 
@@ -98,9 +98,8 @@ pub(super) fn authorize(
     headers: &HeaderMap,
     raw_id: &str,
 ) -> Result<Cache, ApiError> {
-    let id: u32 = raw_id
-        .parse()
-        .map_err(|_| ApiError::invalid("The specified cache ID is invalid (not a number)."))?;
+    let id: u32 = canonical_id(raw_id)
+        .ok_or_else(|| ApiError::invalid("The specified cache ID is invalid (not a number)."))?;
     // The operator token reaches every cache (the dashboard acts through it).
     if is_operator(headers, &state.token_digest) {
         return state

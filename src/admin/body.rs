@@ -88,10 +88,24 @@ pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
     serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("bad JSON body: {e}")))
 }
 
+/// An id from a path in canonical decimal: digits only, no leading zero
+/// (`str::parse` also takes `+1` and `01`, and an id must have one spelling:
+/// two URLs naming the same cache would slip past anything keyed on the
+/// path, such as a proxy's allow list).
+pub(crate) fn canonical_id<T: std::str::FromStr>(raw: &str) -> Option<T> {
+    let digits = raw.as_bytes();
+    let canonical = match digits {
+        [] => false,
+        [b'0', _, ..] => false,
+        _ => digits.iter().all(u8::is_ascii_digit),
+    };
+    canonical.then(|| raw.parse().ok()).flatten()
+}
+
 /// A cache id from the path: a positive integer.
 pub(crate) fn parse_id(raw: &str) -> Result<u32, ApiError> {
-    match raw.parse::<u32>() {
-        Ok(id) if id > 0 => Ok(id),
+    match canonical_id::<u32>(raw) {
+        Some(id) if id > 0 => Ok(id),
         _ => Err(ApiError::invalid(format!(
             "cache id must be a positive integer, got '{raw}'"
         ))),
@@ -300,6 +314,30 @@ pub(crate) fn time_range(q: &HashMap<String, String>) -> Result<(u64, u64), ApiE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_are_canonical_decimal() {
+        assert_eq!(canonical_id::<u32>("1"), Some(1));
+        assert_eq!(canonical_id::<u32>("0"), Some(0));
+        assert_eq!(canonical_id::<u32>("4294967295"), Some(u32::MAX));
+        for bad in [
+            "",
+            "+1",
+            "-1",
+            "01",
+            "00",
+            " 1",
+            "1 ",
+            "1a",
+            "0x1",
+            "4294967296",
+        ] {
+            assert_eq!(canonical_id::<u32>(bad), None, "{bad:?}");
+        }
+        assert!(parse_id("01").is_err());
+        assert!(parse_id("+1").is_err());
+        assert!(parse_id("0").is_err());
+    }
 
     #[test]
     fn memory_sizes() {

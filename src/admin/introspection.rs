@@ -31,7 +31,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::authorize;
-use super::body::{parse_json, time_range, ApiError};
+use super::body::{canonical_id, parse_json, time_range, ApiError};
 use super::history::iso8601;
 use super::probe::{ask, Probe};
 use super::AdminState;
@@ -242,9 +242,8 @@ fn watched(
     raw: &str,
 ) -> Result<(Cache, WatchedPrefix), ApiError> {
     let cache = authorize(state, headers, id)?;
-    let pid: u64 = raw
-        .parse()
-        .map_err(|_| ApiError::invalid("The specified prefix ID is invalid (not a number)."))?;
+    let pid: u64 = canonical_id(raw)
+        .ok_or_else(|| ApiError::invalid("The specified prefix ID is invalid (not a number)."))?;
     let prefix = state
         .lock()
         .prefixes(cache.id)

@@ -16,6 +16,7 @@
 //! - `body.rs`: request bodies, memory sizes, time ranges, JSON views and errors.
 //! - `metrics.rs`: the Prometheus `GET /metrics` (no token, like `/healthz`).
 //! - `dashboard/`: the web dashboard (`/dashboard`, and `/sso/ID` in a browser).
+//! - `server.rs`: the accept loop, its connection cap and its timeouts.
 //!
 //! Route files share what they need through the modules below them (this
 //! file's [`AdminState`] with its `lock`/`mutate`, `auth.rs`, `body.rs`,
@@ -36,6 +37,7 @@ mod manage;
 mod metrics;
 pub mod probe;
 mod routes;
+mod server;
 mod status;
 
 use std::net::{SocketAddr, TcpListener};
@@ -48,6 +50,7 @@ use body::ApiError;
 
 pub use body::parse_memory;
 pub use metrics::set_max_connections;
+pub use server::AdminLimits;
 
 /// Called after every committed change with the store's new snapshot. It runs
 /// on the admin thread while the store's lock is held, so calls arrive in
@@ -75,6 +78,28 @@ pub struct AdminConfig {
     pub smtp_from: String,
     /// The cluster name the API reports.
     pub cluster_name: String,
+    /// Connection cap and timeouts of the endpoint.
+    pub limits: AdminLimits,
+    /// Alert webhooks and Slack URLs may reach loopback, private and other
+    /// non-public addresses (`--alert-allow-private`); off, they are refused.
+    pub alert_allow_private: bool,
+}
+
+impl AdminConfig {
+    /// Listens on `bind` with every other setting at its default (data
+    /// servers `127.0.0.1:11211`, the memcached default).
+    pub fn new(bind: SocketAddr) -> AdminConfig {
+        AdminConfig {
+            bind,
+            servers: "127.0.0.1:11211".to_string(),
+            stats_interval: DEFAULT_STATS_INTERVAL,
+            smtp_relay: None,
+            smtp_from: "shoal@localhost".into(),
+            cluster_name: "local".into(),
+            limits: AdminLimits::default(),
+            alert_allow_private: false,
+        }
+    }
 }
 
 /// The default stats sampling interval.
@@ -101,6 +126,8 @@ pub(crate) struct AdminState {
     pub(crate) smtp_relay: Option<String>,
     pub(crate) smtp_from: String,
     pub(crate) cluster_name: String,
+    /// `--alert-allow-private`: see [`AdminConfig::alert_allow_private`].
+    pub(crate) alert_allow_private: bool,
 }
 
 impl AdminState {
@@ -176,15 +203,7 @@ pub fn spawn(
     bind: SocketAddr,
     on_change: OnChange,
 ) -> std::io::Result<AdminHandle> {
-    let config = AdminConfig {
-        bind,
-        servers: "127.0.0.1:11211".to_string(),
-        stats_interval: DEFAULT_STATS_INTERVAL,
-        smtp_relay: None,
-        smtp_from: "shoal@localhost".into(),
-        cluster_name: "local".into(),
-    };
-    spawn_with(store, config, on_change)
+    spawn_with(store, AdminConfig::new(bind), on_change)
 }
 
 /// Binds `config.bind` (errors are returned here, not on the thread), then
@@ -225,6 +244,7 @@ pub fn spawn_with(
         smtp_relay: config.smtp_relay,
         smtp_from: config.smtp_from,
         cluster_name: config.cluster_name,
+        alert_allow_private: config.alert_allow_private,
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
@@ -236,7 +256,14 @@ pub fn spawn_with(
                 history_path.clone(),
                 config.stats_interval,
             ));
-            runtime.block_on(serve(listener, state.clone(), stop_rx));
+            let app = routes::router(state.clone());
+            runtime.block_on(server::serve(
+                listener,
+                app,
+                config.limits,
+                stop_rx,
+                SHUTDOWN_GRACE,
+            ));
             sampler.abort();
             // A clean stop keeps every sample taken so far.
             let history = state.history.lock().unwrap_or_else(|e| e.into_inner());
@@ -303,39 +330,5 @@ async fn sample_history(state: Arc<AdminState>, path: std::path::PathBuf, interv
             }
         }
         alerting::after_sample(&state, &sampled, now);
-    }
-}
-
-async fn serve(
-    listener: TcpListener,
-    state: Arc<AdminState>,
-    stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let listener = match tokio::net::TcpListener::from_std(listener) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!("admin endpoint: {e}");
-            return;
-        }
-    };
-    let app = routes::router(state);
-    let mut graceful = stop.clone();
-    let mut hard = stop;
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        // An error means the handle is gone: stop too.
-        let _ = graceful.wait_for(|stopped| *stopped).await;
-    });
-    // Graceful shutdown waits for every connection to close; an idle
-    // keep-alive client must not be able to hold the thread forever.
-    tokio::select! {
-        result = server => {
-            if let Err(e) = result {
-                tracing::error!("admin endpoint: {e}");
-            }
-        }
-        _ = async move {
-            let _ = hard.wait_for(|stopped| *stopped).await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => {}
     }
 }

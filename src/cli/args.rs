@@ -80,6 +80,18 @@ pub struct Cli {
     /// multi-tenant mode: cluster name reported by the API (default: local)
     #[arg(long = "cluster-name", value_name = "NAME")]
     pub cluster_name: Option<String>,
+    /// multi-tenant mode: admin connections served at once; more are closed at once (default: 256)
+    #[arg(long = "admin-max-conns", value_name = "N")]
+    pub admin_max_conns: Option<usize>,
+    /// multi-tenant mode: seconds an admin connection has to send a request's headers, and may stay idle (default: 10)
+    #[arg(long = "admin-header-timeout", value_name = "SECS")]
+    pub admin_header_timeout: Option<f64>,
+    /// multi-tenant mode: seconds an admin request has to complete, body included (default: 30)
+    #[arg(long = "admin-request-timeout", value_name = "SECS")]
+    pub admin_request_timeout: Option<f64>,
+    /// multi-tenant mode: let alert webhooks and Slack URLs reach loopback, private, link-local and other non-public addresses
+    #[arg(long = "alert-allow-private")]
+    pub alert_allow_private: bool,
     /// operator commands against a running multi-tenant server
     #[command(subcommand)]
     pub command: Option<super::Subcommand>,
@@ -108,6 +120,21 @@ pub struct FileConfig {
     pub smtp_relay: Option<String>,
     pub smtp_from: Option<String>,
     pub cluster_name: Option<String>,
+    pub admin_max_conns: Option<usize>,
+    pub admin_header_timeout: Option<f64>,
+    pub admin_request_timeout: Option<f64>,
+    pub alert_allow_private: Option<bool>,
+}
+
+/// Seconds from a flag or the file, within 0.1 s to an hour.
+fn seconds(name: &str, v: Option<f64>, default: Duration) -> Result<Duration, String> {
+    match v {
+        Some(secs) if !(0.1..=3600.0).contains(&secs) => {
+            Err(format!("{name} must be between 0.1 and 3600 seconds"))
+        }
+        Some(secs) => Ok(Duration::from_secs_f64(secs)),
+        None => Ok(default),
+    }
 }
 
 /// Parses memcached's size syntax: `1m`, `512k`, `2097152`.
@@ -165,6 +192,23 @@ impl Cli {
             Some(secs) => Duration::from_secs_f64(secs),
             None => d.stats_interval,
         };
+        let admin_header_timeout = seconds(
+            "admin-header-timeout",
+            self.admin_header_timeout.or(file.admin_header_timeout),
+            d.admin_header_timeout,
+        )?;
+        let admin_request_timeout = seconds(
+            "admin-request-timeout",
+            self.admin_request_timeout.or(file.admin_request_timeout),
+            d.admin_request_timeout,
+        )?;
+        let admin_max_conns = self
+            .admin_max_conns
+            .or(file.admin_max_conns)
+            .unwrap_or(d.admin_max_conns);
+        if admin_max_conns == 0 {
+            return Err("admin-max-conns must be at least 1".into());
+        }
         let memory_limit = match self.memory_limit.or(file.memory_limit) {
             Some(mb) => (mb as usize)
                 .checked_mul(1024 * 1024)
@@ -207,6 +251,11 @@ impl Cli {
                 .cluster_name
                 .or(file.cluster_name)
                 .unwrap_or(d.cluster_name),
+            admin_max_conns,
+            admin_header_timeout,
+            admin_request_timeout,
+            alert_allow_private: self.alert_allow_private
+                || file.alert_allow_private.unwrap_or(d.alert_allow_private),
         })
     }
 }

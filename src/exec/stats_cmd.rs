@@ -53,7 +53,9 @@ pub fn record_detail(key: &[u8], op: DetailOp) {
 }
 
 fn rusage() -> (String, String) {
+    // SAFETY: rusage is plain integers, for which all-zero bytes are valid.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid, writable rusage for the call's duration.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
     (
         format!("{}.{:06}", u.ru_utime.tv_sec, u.ru_utime.tv_usec),
@@ -176,12 +178,24 @@ fn detail(args: &[Bytes], out: &mut BytesMut) {
 }
 
 /// General-purpose statistics (`stats` with no argument).
+///
+/// A hosted cache's connection gets the same fields, so clients that parse
+/// them (libmemcached reads `pid` and `rusage_*` as numbers) keep working,
+/// but `pid` is 0 and `rusage_user`/`rusage_system` are 0.000000: the
+/// server's process id and CPU time are the operator's, and CPU time would
+/// let one tenant watch the load of every other.
 pub fn general(scope: &Scope<'_>, out: &mut Emit<'_>) {
     let config = scope.config;
     let t: Totals = scope.stats.totals();
-    let (ru_user, ru_sys) = rusage();
+    let tenant = scope.cache.is_some();
+    let (ru_user, ru_sys) = if tenant {
+        ("0.000000".to_string(), "0.000000".to_string())
+    } else {
+        rusage()
+    };
     let s = |out: &mut Emit<'_>, name: &str, v: u64| emit_u64(out, name, v);
-    s(out, "pid", std::process::id() as u64);
+    let pid = if tenant { 0 } else { std::process::id() };
+    s(out, "pid", u64::from(pid));
     s(out, "uptime", crate::clock::uptime() as u64);
     s(out, "time", crate::clock::unix_now() as u64);
     out("version", MEMCACHED_VERSION.as_bytes());

@@ -136,7 +136,13 @@ impl Conn {
                 bin::encode::version(&mut self.out, req, crate::protocol::MEMCACHED_VERSION)
             }
             (Control::Verbosity { level }, _) => {
-                exec::VERBOSITY.store(level.min(2) as u8, Ordering::Relaxed);
+                // memcached's verbosity is server-wide: a tenant's would
+                // replace the operator's -v and show in every other
+                // tenant's `stats settings`. A tenant gets memcached's OK
+                // and changes nothing.
+                if !self.session.multi_tenant() {
+                    exec::VERBOSITY.store(level.min(2) as u8, Ordering::Relaxed);
+                }
                 if !noreply {
                     self.out.put_slice(reply::OK);
                 }

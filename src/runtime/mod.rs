@@ -291,6 +291,12 @@ fn start_admin(
         smtp_relay: cfg.smtp_relay.clone(),
         smtp_from: cfg.smtp_from.clone(),
         cluster_name: cfg.cluster_name.clone(),
+        limits: crate::admin::AdminLimits {
+            max_conns: cfg.admin_max_conns,
+            header_timeout: cfg.admin_header_timeout,
+            request_timeout: cfg.admin_request_timeout,
+        },
+        alert_allow_private: cfg.alert_allow_private,
     };
     let handle = crate::admin::spawn_with(store, admin, on_change)
         .map_err(|e| StartError(format!("failed to listen on admin address {bind}: {e}")))?;

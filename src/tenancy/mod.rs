@@ -27,6 +27,7 @@ pub use ascii_auth::authenticate_ascii;
 pub use registry::{Registry, Session};
 pub use sasl::{authenticate_plain, plain_mechs};
 pub use secret::is_username_shaped;
+pub use store::write_private;
 pub use store::{
     ControlStore, CONTROL_FILE, MAX_ALERTS_PER_CACHE, MAX_CREDENTIALS_PER_CACHE,
     MAX_DELIVERY_CONFIGS_PER_CACHE, MAX_DESCRIPTION_LEN, MAX_PREFIX_LEN,

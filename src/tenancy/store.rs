@@ -484,8 +484,10 @@ fn tmp_name(name: &str) -> String {
     format!("{name}.tmp")
 }
 
-/// Replaces `dir/name` with `bytes` atomically and durably (see module docs).
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+/// Replaces `dir/name` with `bytes` atomically and durably (see module
+/// docs), mode 0600 whatever the umask. The admin endpoint writes its
+/// stats history through this too.
+pub fn write_private(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = dir.join(tmp_name(name));
     match fs::remove_file(&tmp) {
         Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
@@ -608,7 +610,7 @@ impl ControlStore {
             }
             None => {
                 let state = State::fresh();
-                write_atomic(dir, CONTROL_FILE, &encode(&state)?)?;
+                write_private(dir, CONTROL_FILE, &encode(&state)?)?;
                 state
             }
         };
@@ -629,7 +631,7 @@ impl ControlStore {
             }
             None => {
                 let token = secret::operator_token()?;
-                write_atomic(dir, OPERATOR_TOKEN_FILE, format!("{token}\n").as_bytes())?;
+                write_private(dir, OPERATOR_TOKEN_FILE, format!("{token}\n").as_bytes())?;
                 (token, true)
             }
         };
@@ -670,7 +672,7 @@ impl ControlStore {
     fn commit(&mut self, mut next: State) -> Result<(), ControlError> {
         next.revision = self.state.revision + 1;
         debug_assert!(next.check().is_ok(), "{:?}", next.check());
-        write_atomic(&self.dir, CONTROL_FILE, &encode(&next)?)?;
+        write_private(&self.dir, CONTROL_FILE, &encode(&next)?)?;
         self.registry = Arc::new(build_registry(&next));
         self.state = next;
         Ok(())

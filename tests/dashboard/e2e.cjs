@@ -70,7 +70,9 @@ function startShoal(dir) {
   const log = path.join(dir, 'shoal.log');
   const out = fs.openSync(log, 'w');
   const child = spawn(BIN, ['--multi-tenant', '--data-dir', path.join(dir, 'data'), '--admin-addr', '127.0.0.1:0',
-    '-l', '127.0.0.1', '-p', '0', '-t', '2', '--stats-interval', '1', '--introspection-sample', '1'],
+    '-l', '127.0.0.1', '-p', '0', '-t', '2', '--stats-interval', '1', '--introspection-sample', '1',
+    // The alert step's webhook receiver is on 127.0.0.1.
+    '--alert-allow-private'],
   { stdio: ['ignore', 'ignore', out] });
   cleanups.push(() => child.kill('SIGTERM'));
   return { child, log, dataDir: path.join(dir, 'data') };

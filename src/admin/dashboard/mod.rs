@@ -43,6 +43,7 @@ use crate::tenancy::Cache;
 // What the dashboard takes from the rest of the admin endpoint, named once
 // here: its state, the store lock, the router it sends actions through,
 // the stats history and the node status.
+use super::body::canonical_id;
 use super::history::{History, FIELDS};
 use super::routes::router as admin_router;
 use super::status::report as node_status;
@@ -152,7 +153,7 @@ fn json_error(status: StatusCode, message: &str) -> Response {
 }
 
 fn cache_id(raw: &str) -> Option<u32> {
-    raw.parse::<u32>().ok().filter(|id| *id > 0)
+    canonical_id::<u32>(raw).filter(|id| *id > 0)
 }
 
 /// The session for a cache's JSON route, or the error answer.
