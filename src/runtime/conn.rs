@@ -110,8 +110,21 @@ pub fn serve(core: Rc<Core>, sock: Socket, peer: Option<SocketAddr>) -> impl Fut
             let flow = Box::pin(conn.drain()).await;
             if conn.session.authenticated() && !authenticated {
                 conn.deadline = None;
+                super::preauth::leave(conn.fd);
             }
             if flow == Flow::Close {
+                break;
+            }
+            // Before authentication only a login's worth may wait.
+            let buffered = conn.rbuf.as_ref().map_or(0, |b| b.len());
+            if let Some(step) = conn.session.preauth_overflow(buffered) {
+                if let Next::Reply {
+                    bytes: Reply::Static(line),
+                    ..
+                } = step
+                {
+                    let _ = conn.sock.send_all(line).await;
+                }
                 break;
             }
         }
@@ -124,6 +137,9 @@ impl Conn {
     /// cache, the socket closed, and the server's connection counts.
     async fn close(&mut self) {
         self.release();
+        if self.session.multi_tenant() && !self.session.authenticated() {
+            super::preauth::leave(self.fd);
+        }
         self.log_out();
         // Closing the fd (when the Conn drops) ends the connection.
         self.sock.deregister(&self.core.readiness);
