@@ -6,10 +6,13 @@
 //! core's scratch buffer, which the connection then keeps only until its
 //! requests are answered (a partial request keeps it until complete).
 //!
-//! Back-pressure: at most `MAX_BATCH` requests or `OUT_HIGH_WATER` bytes of
-//! replies are produced before they are written; while the client is not
-//! reading our replies we stop parsing its requests, so a huge pipeline
-//! costs bounded memory.
+//! Back-pressure: at most `MAX_BATCH` requests, `OUT_HIGH_WATER` bytes of
+//! replies or `forward_value_cap` forwarded reads are produced before the
+//! replies are written, between requests and between the keys of one
+//! multi-key get; while the client is not reading our replies we stop
+//! producing them, so any request mix costs a connection bounded memory:
+//! about `OUT_HIGH_WATER` plus one item here, plus the forwarded values
+//! (`FORWARD_VALUE_BYTES` at most) of a round.
 
 use super::core::Core;
 use super::forward::Forwarding;
@@ -36,10 +39,19 @@ use std::time::Instant;
 const MAX_BATCH: usize = 256;
 /// Reply bytes produced before they are written.
 const OUT_HIGH_WATER: usize = 1 << 20;
+/// What the values of one forwarding round may add up to at most: a round
+/// carries at most this over the item size limit reads (and at least 8).
+const FORWARD_VALUE_BYTES: usize = 16 << 20;
 /// Reads up to this size are copied out of the scratch buffer.
 const SMALL_READ: usize = 1024;
 /// Least room offered to a read that continues a partial request.
 const READ_MIN: usize = BUF_SIZE / 4;
+
+/// How many forwarded ops that may return a value one round carries: the
+/// owners copy each value into the round's replies, so this bounds them.
+pub fn forward_value_cap(item_size_max: usize) -> usize {
+    (FORWARD_VALUE_BYTES / item_size_max.max(1)).clamp(8, MAX_BATCH)
+}
 
 /// Answers a connection over the limit and closes it.
 pub async fn reject(mut stream: TcpStream) {
@@ -98,8 +110,21 @@ pub fn serve(core: Rc<Core>, sock: Socket, peer: Option<SocketAddr>) -> impl Fut
             let flow = Box::pin(conn.drain()).await;
             if conn.session.authenticated() && !authenticated {
                 conn.deadline = None;
+                super::preauth::leave(conn.fd);
             }
             if flow == Flow::Close {
+                break;
+            }
+            // Before authentication only a login's worth may wait.
+            let buffered = conn.rbuf.as_ref().map_or(0, |b| b.len());
+            if let Some(step) = conn.session.preauth_overflow(buffered) {
+                if let Next::Reply {
+                    bytes: Reply::Static(line),
+                    ..
+                } = step
+                {
+                    let _ = conn.sock.send_all(line).await;
+                }
                 break;
             }
         }
@@ -112,6 +137,9 @@ impl Conn {
     /// cache, the socket closed, and the server's connection counts.
     async fn close(&mut self) {
         self.release();
+        if self.session.multi_tenant() && !self.session.authenticated() {
+            super::preauth::leave(self.fd);
+        }
         self.log_out();
         // Closing the fd (when the Conn drops) ends the connection.
         self.sock.deregister(&self.core.readiness);
@@ -251,7 +279,11 @@ impl Conn {
                                 if control.is_some_and(|c| c.needs_round()) {
                                     self.round().await;
                                 }
-                                self.run_ascii(req, control, now)
+                                if matches!(control, Some(session::Control::MultiGet)) {
+                                    self.multi_get(req, now).await
+                                } else {
+                                    self.run_ascii(req, control, now)
+                                }
                             }
                             Gate::Authenticate => self.ascii_auth(&req),
                             Gate::Refuse(bytes) => {
@@ -305,19 +337,13 @@ impl Conn {
                     flow = Flow::Close;
                     break;
                 }
-                if handled >= MAX_BATCH || self.out.len() >= OUT_HIGH_WATER {
+                if handled >= MAX_BATCH || self.replies_full() {
                     more = true;
                     break;
                 }
             }
-            self.round().await;
-            if !self.out.is_empty() {
-                let r = self.sock.send_all(&self.out).await;
-                self.session.stats.bytes_written.add(self.out.len() as u64);
-                self.out.clear();
-                if r.is_err() {
-                    return Flow::Close;
-                }
+            if self.flush().await == Flow::Close {
+                return Flow::Close;
             }
             // noreply requests count too, answered or not.
             self.record_latency(read_at);
@@ -327,6 +353,30 @@ impl Conn {
             self.session.stats.conn_yields.incr();
             glommio::yield_if_needed().await;
         }
+    }
+
+    /// True once the replies produced (here, or owed by a forwarding
+    /// round) reach what a connection may hold before writing them.
+    pub fn replies_full(&self) -> bool {
+        self.out.len() >= OUT_HIGH_WATER
+            || self.fwd.as_ref().is_some_and(|f| {
+                f.value_ops() >= forward_value_cap(self.core.server.config.item_size_max)
+            })
+    }
+
+    /// Completes the forwarding round and writes every reply so far; waits
+    /// while the client is not reading. Close when the socket failed.
+    pub async fn flush(&mut self) -> Flow {
+        self.round().await;
+        if !self.out.is_empty() {
+            let r = self.sock.send_all(&self.out).await;
+            self.session.stats.bytes_written.add(self.out.len() as u64);
+            self.out.clear();
+            if r.is_err() {
+                return Flow::Close;
+            }
+        }
+        Flow::Continue
     }
 
     /// Sends this read's forwarded ops and splices their replies in.

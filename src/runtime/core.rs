@@ -5,6 +5,7 @@ use super::conn;
 use super::forward::{Forwarding, Waiting};
 use super::mesh::{Batch, Replies};
 use super::pool::{Pools, ReadBuf};
+use super::preauth;
 use super::readiness::Readiness;
 use super::shard;
 use super::socket::Socket;
@@ -410,7 +411,9 @@ async fn accept_loop(core: Rc<Core>, listener: TcpListener) {
         };
         let open = core.server.conns.fetch_add(1, Ordering::AcqRel) + 1;
         core.stats.total_connections.incr();
-        if open > core.server.config.conn_limit {
+        let multi_tenant = core.server.tenants.is_some();
+        // A client that has not logged in yet gives its place to this one.
+        if open > core.server.config.conn_limit && !(multi_tenant && preauth::evict_oldest()) {
             core.server.conns.fetch_sub(1, Ordering::AcqRel);
             core.stats.rejected_connections.incr();
             glommio::spawn_local(conn::reject(accepted.bind_to_executor())).detach();
@@ -427,6 +430,14 @@ async fn accept_loop(core: Rc<Core>, listener: TcpListener) {
                 continue;
             }
         };
+        // Here, not in the connection's task: the accept loop may take a
+        // whole backlog before any new task runs.
+        if multi_tenant {
+            preauth::admit(
+                sock.raw(),
+                preauth::cap(core.server.config.conn_limit, core.n),
+            );
+        }
         core.stats.curr_connections.incr();
         glommio::spawn_local(conn::serve(core.clone(), sock, peer)).detach();
     }

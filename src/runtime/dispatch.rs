@@ -23,7 +23,54 @@ enum Asker<'a> {
 }
 
 impl Conn {
-    /// A text request past the gate; `control` is None for a single key.
+    /// A multi-key get (A-get, A-gets, A-gat): each key runs on its owner,
+    /// and the replies are written whenever they fill what a connection
+    /// may hold, so a get of many large values costs bounded memory
+    /// however slowly the client reads.
+    pub async fn multi_get(&mut self, req: Request, now: u32) -> Flow {
+        let core = self.core.clone();
+        let cache = self.session.cache;
+        let Command::Get {
+            keys,
+            with_cas,
+            touch,
+        } = req.cmd
+        else {
+            return Flow::Continue;
+        };
+        for key in keys {
+            let owner = core.owner(cache, &key);
+            if owner == core.id {
+                run::get_key(
+                    &mut core.shard(cache),
+                    &key,
+                    with_cas,
+                    touch,
+                    now,
+                    &mut self.out,
+                );
+            } else {
+                let op = RemoteOp::GetKey {
+                    key,
+                    with_cas,
+                    touch,
+                };
+                self.forward(owner, op);
+            }
+            if self.replies_full() {
+                if self.flush().await == Flow::Close {
+                    return Flow::Close;
+                }
+                // A long get shares the core with the other connections.
+                glommio::yield_if_needed().await;
+            }
+        }
+        self.out.put_slice(reply::END);
+        Flow::Continue
+    }
+
+    /// A text request past the gate; `control` is None for a single key
+    /// (a multi-key get goes through `multi_get`).
     pub fn run_ascii(&mut self, req: Request, control: Option<Control>, now: u32) -> Flow {
         let core = self.core.clone();
         let cache = self.session.cache;
@@ -38,38 +85,6 @@ impl Conn {
                 } else {
                     self.forward(owner, RemoteOp::Single(req));
                 }
-                Flow::Continue
-            }
-            Some(Control::MultiGet) => {
-                let Command::Get {
-                    keys,
-                    with_cas,
-                    touch,
-                } = req.cmd
-                else {
-                    return Flow::Continue;
-                };
-                for key in keys {
-                    let owner = core.owner(cache, &key);
-                    if owner == core.id {
-                        run::get_key(
-                            &mut core.shard(cache),
-                            &key,
-                            with_cas,
-                            touch,
-                            now,
-                            &mut self.out,
-                        );
-                    } else {
-                        let op = RemoteOp::GetKey {
-                            key,
-                            with_cas,
-                            touch,
-                        };
-                        self.forward(owner, op);
-                    }
-                }
-                self.out.put_slice(reply::END);
                 Flow::Continue
             }
             Some(c) => self.control(c, Asker::Ascii(&req), now),

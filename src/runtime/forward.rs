@@ -29,6 +29,8 @@ pub struct Forwarding {
     merged: BytesMut,
     /// Reply buffers that came back, for the next batches.
     bufs: Vec<(BytesMut, Vec<u32>)>,
+    /// Ops queued for this round whose reply may carry a value.
+    value_ops: usize,
 }
 
 /// A round in flight: the replies that have come back for it.
@@ -67,13 +69,20 @@ impl Forwarding {
             self.batches.resize_with(n, Vec::new);
         }
         let index = self.batches[dest].len();
+        self.value_ops += usize::from(op.may_carry_value());
         self.batches[dest].push(op);
         self.splices.push(Splice { pos, dest, index });
+    }
+
+    /// Ops queued so far whose replies may carry values.
+    pub fn value_ops(&self) -> usize {
+        self.value_ops
     }
 
     /// Sends the queued batches, waits for every reply and splices them into
     /// `out` in request order.
     pub async fn round(&mut self, core: &Core, cache: u32, out: &mut BytesMut) {
+        self.value_ops = 0;
         if self.splices.is_empty() {
             return;
         }

@@ -25,6 +25,25 @@ pub enum RemoteOp {
     MemLimit { bytes: usize },
 }
 
+impl RemoteOp {
+    /// Whether the reply may carry a value (up to the item size limit). A
+    /// round carries a bounded number of these, so what comes back from
+    /// the owners is bounded too (see `conn::forward_value_cap`).
+    pub fn may_carry_value(&self) -> bool {
+        use crate::protocol::binary::opcode::{self, unquiet};
+        use crate::protocol::Command;
+        match self {
+            RemoteOp::GetKey { .. } => true,
+            RemoteOp::Single(r) => matches!(r.cmd, Command::Get { .. } | Command::Meta(_)),
+            RemoteOp::Binary(r) => matches!(
+                unquiet(r.opcode).0,
+                opcode::GET | opcode::GETK | opcode::GAT | opcode::GATK
+            ),
+            RemoteOp::Flush { .. } | RemoteOp::MemLimit { .. } => false,
+        }
+    }
+}
+
 /// A batch of ops from one connection to one owner core.
 #[derive(Debug)]
 pub struct Batch {

@@ -13,6 +13,7 @@ mod forward;
 mod listener;
 mod mesh;
 mod pool;
+mod preauth;
 mod readiness;
 mod shard;
 mod socket;

@@ -57,6 +57,10 @@ impl ReadBuf {
         self.buf.is_empty()
     }
 
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Spare room for a socket read: at least `min` bytes (growing for a
     /// large request, or reclaiming consumed space when nothing else holds
     /// the allocation), all of it initialised.

@@ -15,6 +15,11 @@ use bytes::BytesMut;
 use std::sync::Arc;
 pub use view::{Control, View};
 
+/// The most an unauthenticated connection may have buffered: the longest
+/// ASCII login (its token, `MAX_AUTH_TOKEN_LEN`) plus its command
+/// line; binary SASL PLAIN messages are far smaller.
+pub const PREAUTH_BYTES: usize = tenancy::ascii_auth::MAX_AUTH_TOKEN_LEN + 1024;
+
 /// The connection's protocol, chosen by its first byte (X-11: 0x80 = binary).
 enum Wire {
     Undetected,
@@ -102,6 +107,23 @@ impl Session {
 
     pub fn authenticated(&self) -> bool {
         self.login.is_some()
+    }
+
+    /// Multi-tenant mode, before authentication: what to answer (then
+    /// hang up) when `buffered` bytes of an unfinished request are waiting.
+    /// A login fits in `PREAUTH_BYTES`; anything bigger is not one, and a
+    /// stranger does not get to make the server hold an item-sized buffer.
+    pub fn preauth_overflow(&self, buffered: usize) -> Option<Next> {
+        if !self.multi_tenant || self.authenticated() || buffered <= PREAUTH_BYTES {
+            return None;
+        }
+        Some(match self.wire {
+            Wire::Binary(_) => Next::Close,
+            _ => Next::Reply {
+                bytes: Reply::Static(reply::CLIENT_ERROR_AUTH_TOKEN_TOO_LONG),
+                close: true,
+            },
+        })
     }
 
     /// Open mode has no credentials: everything is allowed.
