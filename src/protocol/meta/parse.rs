@@ -359,7 +359,9 @@ fn preparse(
             b'v' => req.value = true,
             b'u' => req.no_update = true,
             b'q' => req.quiet = true,
-            b'x' => req.remove_value = true,
+            // md only (M-md): memcached 1.6.18 knows no `x` at all, so on
+            // any other command it is an unknown flag.
+            b'x' if req.cmd == MetaCmd::Delete => req.remove_value = true,
             b'I' => req.invalidate = true,
             b'F' => match safe_strtoul(arg) {
                 Some(f) => req.client_flags = f,

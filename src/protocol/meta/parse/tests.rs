@@ -72,6 +72,16 @@ fn m_mg_errors() {
         one(b"mg foo s s\r\n"),
         err(reply::CLIENT_ERROR_DUPLICATE_FLAG)
     );
+    // `x` is md's alone (M-md); memcached 1.6.18 answers invalid flag.
+    assert_eq!(
+        one(b"mg foo x v\r\n"),
+        err(reply::CLIENT_ERROR_INVALID_FLAG)
+    );
+    // ma ignores the preparse errstr, as for any bad flag.
+    assert_eq!(
+        one(b"ma foo x\r\n"),
+        err(reply::CLIENT_ERROR_INVALID_OR_DUPLICATE_FLAG)
+    );
     assert_eq!(
         one(b"mg foo \xff\r\n"),
         err(reply::CLIENT_ERROR_DUPLICATE_FLAG)
