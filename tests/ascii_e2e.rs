@@ -401,12 +401,7 @@ fn huge_pipeline_streams_through(cores: usize) {
         assert_eq!(got, one.as_bytes(), "reply {i}");
     }
     t.join().unwrap();
-    let rss_kib: u64 = std::fs::read_to_string(format!("/proc/{}/status", s.pid()))
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("VmRSS"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap();
+    let rss_kib = common::rss_kb(s.pid());
     assert!(
         rss_kib < 512 * 1024,
         "server RSS {rss_kib} KiB stays bounded"

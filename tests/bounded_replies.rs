@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::Server;
+use common::{rss_kb, Server};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -19,15 +19,6 @@ const VALUE: usize = 1_000_000;
 /// connections' bounds (~36 MiB) plus allocator slack. Without the bound
 /// it grew by about 1 GB.
 const RSS_BOUND_KB: u64 = 80 * 1024;
-
-fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
 
 /// A client that sent a request whose replies are huge and reads them at
 /// about 6 MB/s.

@@ -5,19 +5,10 @@
 
 mod common;
 
-use common::Server;
+use common::{rss_kb, Server};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
-
-fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
 
 /// Reads until the peer closes or `timeout` passes; returns what came.
 fn read_to_close(s: &mut TcpStream, timeout: Duration) -> (Vec<u8>, bool) {
