@@ -16,11 +16,9 @@ use super::forward::Forwarding;
 use super::pool::{ReadBuf, BUF_SIZE};
 use super::socket::Socket;
 use crate::conns::{Activity, Registration};
-use crate::protocol::reply;
 use crate::session::{self, view, Gate, Next, Recheck, Reply, Session};
 use bytes::{BufMut, BytesMut};
-use futures_lite::{ready, AsyncWriteExt};
-use glommio::net::TcpStream;
+use futures_lite::ready;
 use glommio::timer::Timer;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -40,12 +38,6 @@ const OUT_HIGH_WATER: usize = 1 << 20;
 const SMALL_READ: usize = 1024;
 /// Least room offered to a read that continues a partial request.
 const READ_MIN: usize = BUF_SIZE / 4;
-
-/// Answers a connection over the limit and closes it.
-pub async fn reject(mut stream: TcpStream) {
-    let _ = stream.write_all(reply::ERROR_TOO_MANY_CONNECTIONS).await;
-    let _ = stream.close().await;
-}
 
 /// What the connection does after a request or a batch.
 #[derive(PartialEq, Eq, Clone, Copy)]
