@@ -101,7 +101,8 @@ fn tally(streams: &mut [TcpStream], within: Duration) -> Tally {
         } else if line == TOO_MANY {
             t.too_many += 1;
         } else {
-            t.bad.push((i, format!("{line:?} {}", why.unwrap_or_default())));
+            t.bad
+                .push((i, format!("{line:?} {}", why.unwrap_or_default())));
         }
     }
     t
@@ -141,7 +142,10 @@ fn maxconns(s: &Server) -> usize {
 fn lowered_to(s: &Server) -> Option<usize> {
     let text = s.stderr_text();
     let rest = text.split("-c lowered from 1024 to ").nth(1)?;
-    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 #[test]
@@ -149,8 +153,8 @@ fn low_hard_fd_limit_lowers_conn_limit_and_no_client_hangs() {
     raise_own_nofile();
     let cmd = with_nofile(shoal_cmd(0, 2, &["-c", "1024"]), 256, 256);
     let s = Server::launch(cmd).unwrap();
-    let n = lowered_to(&s)
-        .unwrap_or_else(|| panic!("no lowered -c in stderr: {}", s.stderr_text()));
+    let n =
+        lowered_to(&s).unwrap_or_else(|| panic!("no lowered -c in stderr: {}", s.stderr_text()));
     assert!(n > 0 && n < 256, "lowered to {n}");
 
     let mut clients = flood(s.addr);

@@ -368,8 +368,7 @@ pub async fn core_main(
     // SAFETY: the fd is a listening socket bound for this core alone.
     let listener = unsafe { TcpListener::from_raw_fd(fds[id]) };
     let accept =
-        glommio::spawn_local(super::accept::accept_loop(core.clone(), listener, fds[id]))
-            .detach();
+        glommio::spawn_local(super::accept::accept_loop(core.clone(), listener, fds[id])).detach();
     server.ready.fetch_add(1, Ordering::AcqRel);
 
     // Maintenance and shutdown watch on a slow tick.

@@ -61,6 +61,8 @@ fn check_port_free(addr: &SocketAddr) -> io::Result<()> {
 /// How often, and how many times, a port found in use is tried again.
 const BUSY_RETRY_EVERY: Duration = Duration::from_millis(20);
 const BUSY_RETRIES: u32 = 100;
+/// Tries before the wait is announced (about a quarter of a second).
+const BUSY_QUIET: u32 = 12;
 
 /// `check_port_free`, tried again for up to two seconds while the port is in
 /// use. A server killed with SIGKILL leaves its listening sockets open for a
@@ -75,7 +77,9 @@ fn wait_port_free(addr: &SocketAddr) -> io::Result<()> {
     loop {
         match check_port_free(addr) {
             Err(e) if e.kind() == io::ErrorKind::AddrInUse && attempt < BUSY_RETRIES => {
-                if attempt == 0 {
+                // Silent for the usual few tens of milliseconds after a
+                // kill; said once if the wait gets noticeable.
+                if attempt == BUSY_QUIET {
                     eprintln!(
                         "shoal: {addr} is in use; waiting up to {:?} for it to be released \
                          (a server stopped just now may still be closing its sockets)",
