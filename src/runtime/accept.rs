@@ -19,7 +19,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// At most one accept-failure log line per core per this interval.
@@ -61,19 +61,25 @@ impl Reserve {
         Reserve(File::open("/dev/null").ok())
     }
 
+    /// Reopens the spare if it was lost (its slot taken by another thread
+    /// between our close and our accept). Cheap when it is there.
+    fn refill(&mut self) {
+        if self.0.is_none() {
+            self.0 = File::open("/dev/null").ok();
+        }
+    }
+
     /// Accepts and turns away what waits on `listen_fd` while descriptors
     /// are short, using the spare's slot; returns how many were turned away.
     fn shed(&mut self, listen_fd: RawFd) -> u64 {
         let mut shed = 0;
         for _ in 0..SHED_MAX {
-            if self.0.take().is_none() {
-                // No spare (another thread took the slot): nothing to free.
-                self.0 = File::open("/dev/null").ok();
-                if self.0.is_none() {
-                    break;
-                }
-                continue;
-            }
+            self.refill();
+            let Some(spare) = self.0.take() else {
+                // No spare and no slot to reopen it in.
+                break;
+            };
+            drop(spare);
             // SAFETY: accept4 on our listening socket with null address
             // pointers (not wanted); the result is checked below.
             let fd = unsafe {
@@ -89,7 +95,7 @@ impl Reserve {
                 reject(unsafe { OwnedFd::from_raw_fd(fd) });
                 shed += 1;
             }
-            self.0 = File::open("/dev/null").ok();
+            self.refill();
             if fd < 0 {
                 // EAGAIN: the backlog is empty. EMFILE: another thread took
                 // the slot first. Either way, stop for now.
@@ -97,6 +103,52 @@ impl Reserve {
             }
         }
         shed
+    }
+}
+
+/// How long a connection cap learned from EMFILE lasts after the last
+/// EMFILE (seconds of `crate::clock`).
+const FD_CAP_SECS: u32 = 10;
+
+/// The connections that fit in the descriptors actually left, learned when
+/// accept runs out of them (the headroom was too small: other processes'
+/// files with ENFILE, many admin requests, `SHOAL_FD_HEADROOM`). Until it
+/// lapses, connections over it are turned away like those over `-c`, so the
+/// descriptors they would hold stay free: without it, a spare given up on
+/// one core can be taken by another core's accept for a client that then
+/// keeps it, and once every spare is gone the backlog waits unanswered.
+/// Shared by all cores.
+pub struct FdCap {
+    /// usize::MAX: none.
+    cap: AtomicUsize,
+    /// When it was last learned.
+    at: AtomicU32,
+}
+
+impl Default for FdCap {
+    fn default() -> FdCap {
+        FdCap {
+            cap: AtomicUsize::new(usize::MAX),
+            at: AtomicU32::new(0),
+        }
+    }
+}
+
+impl FdCap {
+    /// Accept failed with EMFILE/ENFILE while `open` connections were open.
+    pub fn learn(&self, open: usize, now: u32) {
+        let cap = self.limit(usize::MAX, now).min(open);
+        self.cap.store(cap, Ordering::Relaxed);
+        self.at.store(now, Ordering::Relaxed);
+    }
+
+    /// `conn_limit`, lowered to the cap while it holds.
+    pub fn limit(&self, conn_limit: usize, now: u32) -> usize {
+        let cap = self.cap.load(Ordering::Relaxed);
+        if cap == usize::MAX || now.saturating_sub(self.at.load(Ordering::Relaxed)) >= FD_CAP_SECS {
+            return conn_limit;
+        }
+        conn_limit.min(cap)
     }
 }
 
@@ -150,6 +202,8 @@ pub async fn accept_loop(core: Rc<Core>, listener: TcpListener, listen_fd: RawFd
             Err(e) => {
                 let e = io::Error::from(e);
                 let shed = if out_of_fds(&e) {
+                    let open = core.server.conns.load(Ordering::Acquire);
+                    core.server.fd_cap.learn(open, crate::clock::now());
                     reserve.shed(listen_fd)
                 } else {
                     0
@@ -158,11 +212,15 @@ pub async fn accept_loop(core: Rc<Core>, listener: TcpListener, listen_fd: RawFd
                 core.stats.rejected_connections.add(shed);
                 turned_away += shed;
                 if let Some(suppressed) = throttle.admit(Instant::now()) {
+                    let fit = core
+                        .server
+                        .fd_cap
+                        .limit(core.server.config.conn_limit, crate::clock::now());
                     tracing::warn!(
                         core = core.id,
                         "accept failed: {e} ({suppressed} more failures since the last \
                          message; {turned_away} clients turned away with ERROR Too many \
-                         open connections)"
+                         open connections; at most {fit} connections for now)"
                     );
                     turned_away = 0;
                 }
@@ -175,13 +233,18 @@ pub async fn accept_loop(core: Rc<Core>, listener: TcpListener, listen_fd: RawFd
         };
         let open = core.server.conns.fetch_add(1, Ordering::AcqRel) + 1;
         core.stats.total_connections.incr();
-        if open > core.server.config.conn_limit {
+        let limit = core
+            .server
+            .fd_cap
+            .limit(core.server.config.conn_limit, crate::clock::now());
+        if open > limit {
             core.server.conns.fetch_sub(1, Ordering::AcqRel);
             core.stats.rejected_connections.incr();
             // Answered and closed here, so a flood of rejections never holds
             // more than one extra descriptor per core.
             // SAFETY: the accepted fd is new and owned by nothing else.
             reject(unsafe { OwnedFd::from_raw_fd(accepted.into_raw_fd()) });
+            reserve.refill();
             continue;
         }
         let peer = accepted.peer_addr().ok();
@@ -215,6 +278,26 @@ mod tests {
         assert_eq!(t.admit(t0 + Duration::from_millis(1000)), Some(99));
         assert_eq!(t.admit(t0 + Duration::from_millis(1500)), None);
         assert_eq!(t.admit(t0 + Duration::from_millis(2100)), Some(1));
+    }
+
+    #[test]
+    fn fd_cap_holds_for_a_while_then_lapses() {
+        let c = FdCap::default();
+        assert_eq!(c.limit(1024, 5), 1024);
+        c.learn(230, 5);
+        assert_eq!(c.limit(1024, 5), 230);
+        assert_eq!(c.limit(100, 5), 100);
+        assert_eq!(c.limit(1024, 5 + FD_CAP_SECS - 1), 230);
+        // A later EMFILE with fewer open keeps the lower number, and renews.
+        c.learn(200, 10);
+        c.learn(220, 11);
+        assert_eq!(c.limit(1024, 11 + FD_CAP_SECS - 1), 200);
+        assert_eq!(c.limit(1024, 11 + FD_CAP_SECS), 1024);
+        // Once lapsed, the next EMFILE starts over.
+        c.learn(240, 30);
+        assert_eq!(c.limit(1024, 30), 240);
+        c.learn(0, 31);
+        assert_eq!(c.limit(1024, 31), 0);
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub struct Server {
     pub shutdown: AtomicBool,
     /// Cores that are accepting.
     pub ready: AtomicUsize,
+    /// Connections that fit the descriptors left, when accept ran out of
+    /// them (see `accept::FdCap`).
+    pub fd_cap: super::accept::FdCap,
     /// Multi-tenant mode's registry and budgets; None in open mode.
     pub tenants: Option<super::tenants::Tenants>,
 }

@@ -136,6 +136,7 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
         conns: AtomicUsize::new(0),
         shutdown: AtomicBool::new(false),
         ready: AtomicUsize::new(0),
+        fd_cap: Default::default(),
         config,
     });
     crate::exec::VERBOSITY.store(server.config.verbosity, Ordering::Relaxed);
