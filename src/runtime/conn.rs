@@ -19,11 +19,9 @@ use super::forward::Forwarding;
 use super::pool::{ReadBuf, BUF_SIZE};
 use super::socket::Socket;
 use crate::conns::{Activity, Registration};
-use crate::protocol::reply;
 use crate::session::{self, view, Gate, Next, Recheck, Reply, Session};
 use bytes::{BufMut, BytesMut};
-use futures_lite::{ready, AsyncWriteExt};
-use glommio::net::TcpStream;
+use futures_lite::ready;
 use glommio::timer::Timer;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -51,12 +49,6 @@ const READ_MIN: usize = BUF_SIZE / 4;
 /// owners copy each value into the round's replies, so this bounds them.
 pub fn forward_value_cap(item_size_max: usize) -> usize {
     (FORWARD_VALUE_BYTES / item_size_max.max(1)).clamp(8, MAX_BATCH)
-}
-
-/// Answers a connection over the limit and closes it.
-pub async fn reject(mut stream: TcpStream) {
-    let _ = stream.write_all(reply::ERROR_TOO_MANY_CONNECTIONS).await;
-    let _ = stream.close().await;
 }
 
 /// What the connection does after a request or a batch.

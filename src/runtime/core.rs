@@ -1,14 +1,11 @@
 //! One core: its shard, its listener, its connections, and the tasks that
 //! serve other cores' batches and route their replies back.
 
-use super::conn;
 use super::forward::{Forwarding, Waiting};
 use super::mesh::{Batch, Replies};
 use super::pool::{Pools, ReadBuf};
-use super::preauth;
 use super::readiness::Readiness;
 use super::shard;
-use super::socket::Socket;
 use crate::admin::probe::{CoreAnswer, KeyAnswer};
 use crate::config::Config;
 use crate::exec::{Shard, ShardSettings};
@@ -22,7 +19,7 @@ use glommio::timer::sleep;
 use std::cell::{RefCell, RefMut};
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -40,6 +37,9 @@ pub struct Server {
     pub shutdown: AtomicBool,
     /// Cores that are accepting.
     pub ready: AtomicUsize,
+    /// Connections that fit the descriptors left, when accept ran out of
+    /// them (see `accept::FdCap`).
+    pub fd_cap: super::accept::FdCap,
     /// Multi-tenant mode's registry and budgets; None in open mode.
     pub tenants: Option<super::tenants::Tenants>,
 }
@@ -370,7 +370,8 @@ pub async fn core_main(
 
     // SAFETY: the fd is a listening socket bound for this core alone.
     let listener = unsafe { TcpListener::from_raw_fd(fds[id]) };
-    let accept = glommio::spawn_local(accept_loop(core.clone(), listener)).detach();
+    let accept =
+        glommio::spawn_local(super::accept::accept_loop(core.clone(), listener, fds[id])).detach();
     server.ready.fetch_add(1, Ordering::AcqRel);
 
     // Maintenance and shutdown watch on a slow tick.
@@ -396,49 +397,4 @@ pub async fn core_main(
         sleep(Duration::from_millis(50)).await;
     }
     Ok(())
-}
-
-async fn accept_loop(core: Rc<Core>, listener: TcpListener) {
-    loop {
-        let accepted = match listener.shared_accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!("accept failed: {e}");
-                sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        let open = core.server.conns.fetch_add(1, Ordering::AcqRel) + 1;
-        core.stats.total_connections.incr();
-        let multi_tenant = core.server.tenants.is_some();
-        // A client that has not logged in yet gives its place to this one.
-        if open > core.server.config.conn_limit && !(multi_tenant && preauth::evict_oldest()) {
-            core.server.conns.fetch_sub(1, Ordering::AcqRel);
-            core.stats.rejected_connections.incr();
-            glommio::spawn_local(conn::reject(accepted.bind_to_executor())).detach();
-            continue;
-        }
-        let peer = accepted.peer_addr().ok();
-        // SAFETY: the accepted fd is new and owned by nothing else.
-        let fd = unsafe { OwnedFd::from_raw_fd(accepted.into_raw_fd()) };
-        let sock = match Socket::new(fd, &core.readiness) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("cannot watch a new connection: {e}");
-                core.server.conns.fetch_sub(1, Ordering::AcqRel);
-                continue;
-            }
-        };
-        // Here, not in the connection's task: the accept loop may take a
-        // whole backlog before any new task runs.
-        if multi_tenant {
-            preauth::admit(
-                sock.raw(),
-                preauth::cap(core.server.config.conn_limit, core.n),
-            );
-        }
-        core.stats.curr_connections.incr();
-        glommio::spawn_local(conn::serve(core.clone(), sock, peer)).detach();
-    }
 }

@@ -6,9 +6,11 @@
 //! forwarded in per-destination batches over a request mesh; replies come back
 //! on a separate reply mesh, so two busy shards can never block each other.
 
+mod accept;
 mod conn;
 mod core;
 mod dispatch;
+mod fdlimit;
 mod forward;
 mod listener;
 mod mesh;
@@ -82,9 +84,11 @@ fn check_io_uring() -> Result<(), StartError> {
 
 /// Runs the server until SIGINT/SIGTERM (or `shutdown`). Prints
 /// `shoal listening on ADDR` to stderr once every core is accepting.
-pub fn run(config: Config) -> Result<(), StartError> {
+pub fn run(mut config: Config) -> Result<(), StartError> {
     check_io_uring()?;
     raise_memlock();
+    // Before anything opens a file: -c may be lowered to fit the limit.
+    config.conn_limit = fdlimit::raise(config.conn_limit, config.threads).map_err(StartError)?;
     crate::clock::init();
     let n = config.threads;
     let addr = listener::resolve(&config.listen, config.port)
@@ -133,6 +137,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         conns: AtomicUsize::new(0),
         shutdown: AtomicBool::new(false),
         ready: AtomicUsize::new(0),
+        fd_cap: Default::default(),
         config,
     });
     crate::exec::VERBOSITY.store(server.config.verbosity, Ordering::Relaxed);

@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A running server, killed on drop.
@@ -17,26 +18,51 @@ pub struct Server {
     pub admin: Option<SocketAddr>,
     /// The data directory given to `start_mt`.
     pub data_dir: Option<PathBuf>,
+    /// Every line the server printed on stderr so far.
+    pub stderr: Arc<Mutex<Vec<String>>>,
+}
+
+/// `shoal -p PORT -l 127.0.0.1 -t CORES` plus `extra`, for `Server::launch`.
+pub fn shoal_cmd(port: u16, cores: usize, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoal"));
+    cmd.args([
+        "-p",
+        &port.to_string(),
+        "-l",
+        "127.0.0.1",
+        "-t",
+        &cores.to_string(),
+    ])
+    .args(extra);
+    cmd
 }
 
 impl Server {
     /// Starts `shoal -p 0 -t <cores>` plus `extra` args and waits until it
     /// announces its port.
     pub fn start(cores: usize, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_shoal"))
-            .args(["-p", "0", "-l", "127.0.0.1", "-t", &cores.to_string()])
-            .args(extra)
+        Server::launch(shoal_cmd(0, cores, extra)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Spawns `cmd` (a shoal server command line) and waits up to 30 s for
+    /// it to announce its address. Err: it exited or stayed silent first;
+    /// the message holds what it printed.
+    pub fn launch(mut cmd: Command) -> Result<Server, String> {
+        let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn shoal");
         let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel::<(String, Option<String>)>();
+        let lines_log = log.clone();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stderr).lines();
             let mut sent = false;
             let mut admin = None;
             for line in lines.by_ref().map_while(Result::ok) {
+                lines_log.lock().unwrap().push(line.clone());
                 if !sent {
                     if let Some(rest) = line.strip_prefix("shoal admin listening on ") {
                         admin = rest.split_whitespace().next().map(str::to_string);
@@ -52,15 +78,27 @@ impl Server {
                 eprintln!("[shoal] {line}");
             }
         });
-        let (addr, admin) = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("shoal did not announce its address");
-        Server {
+        let (addr, admin) = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let said = log.lock().unwrap().join("\n");
+                return Err(format!("shoal did not announce its address ({e}): {said}"));
+            }
+        };
+        Ok(Server {
             child,
             addr: addr.parse().unwrap(),
             admin: admin.map(|a| a.parse().expect("admin address")),
             data_dir: None,
-        }
+            stderr: log,
+        })
+    }
+
+    /// Everything printed on stderr so far, one line each.
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
     }
 
     /// Starts a multi-tenant server (`--multi-tenant --data-dir DIR
