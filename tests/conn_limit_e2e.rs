@@ -66,7 +66,7 @@ fn wait_for_connections(probe: &mut Client, n: u64) {
     );
 }
 
-fn limit_caps_logins(cores: usize) {
+fn limit_caps_logins_at(cores: usize) {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start_mt(cores, dir.path(), &[]);
     let (cred, out) = create(&s, "web", &["--connections", "3"]);
@@ -162,7 +162,7 @@ fn binary_auth(s: &Server, cred: &Cred) -> (TcpStream, u16, Vec<u8>) {
     (t, status, body)
 }
 
-fn binary_over_the_limit(cores: usize) {
+fn binary_over_the_limit_at(cores: usize) {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start_mt(cores, dir.path(), &[]);
     let (cred, _) = create(&s, "bin", &["--connections", "1"]);
@@ -201,7 +201,7 @@ fn admin(s: &Server, dir: &Path, method: &str, path: &str, body: &str) -> (u16, 
     (status, serde_json::from_str(text).unwrap_or_default())
 }
 
-fn set_by_api_and_cli_and_kept(cores: usize) {
+fn set_by_api_and_cli_and_kept_at(cores: usize) {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start_mt(cores, dir.path(), &[]);
     let (cred, out) = create(&s, "web", &[]);
@@ -309,7 +309,7 @@ fn control_file_keeps_the_limit_and_old_files_load() {
 }
 
 at_1_and_2_cores! {
-    limit_caps_logins => limit_caps_logins;
-    binary_over_the_limit => binary_over_the_limit;
-    set_by_api_and_cli_and_kept => set_by_api_and_cli_and_kept;
+    limit_caps_logins => limit_caps_logins_at;
+    binary_over_the_limit => binary_over_the_limit_at;
+    set_by_api_and_cli_and_kept => set_by_api_and_cli_and_kept_at;
 }
