@@ -283,7 +283,10 @@ fn control_file_keeps_the_limit_and_old_files_load() {
         let mut store = ControlStore::open(dir.path()).unwrap();
         let (c, _) = store.create_cache("a", 1 << 20).unwrap();
         assert_eq!(c.max_connections, 0);
-        assert_eq!(store.set_max_connections(c.id, 9).unwrap().max_connections, 9);
+        assert_eq!(
+            store.set_max_connections(c.id, 9).unwrap().max_connections,
+            9
+        );
         assert!(matches!(
             store.set_max_connections(c.id + 1, 9),
             Err(shoal::tenancy::ControlError::NotFound)
