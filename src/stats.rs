@@ -6,7 +6,9 @@
 //! can read every core's numbers at any time and sum them.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicU32, AtomicU64, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed,
+};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// A single-writer counter readable from any thread.
@@ -136,6 +138,19 @@ pub struct Registry {
     cores: Vec<Arc<CoreStats>>,
     /// Values at the last `stats reset`; reported numbers are `current - baseline`.
     baseline: Mutex<Totals>,
+    /// Connections logged in to this cache on every core (the [`Seat`]s
+    /// taken): the one counter cores share, touched at login and logout.
+    seats: AtomicU32,
+}
+
+/// A logged-in connection's place in its cache's connection limit; given
+/// back when dropped (logout, close, re-login), however the connection ends.
+pub struct Seat(Arc<Registry>);
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.0.seats.fetch_sub(1, AcqRel);
+    }
 }
 
 /// The server-wide registry (open mode's only one; in multi-tenant mode it
@@ -189,7 +204,24 @@ impl Registry {
         Registry {
             cores: (0..n).map(|_| Arc::new(CoreStats::default())).collect(),
             baseline: Mutex::new(Totals::default()),
+            seats: AtomicU32::new(0),
         }
+    }
+
+    /// Takes a seat unless `limit` (0 = none) are taken: exact across
+    /// cores, as the check and the increment are one compare-and-swap.
+    pub fn take_seat(self: &Arc<Self>, limit: u32) -> Option<Seat> {
+        self.seats
+            .fetch_update(AcqRel, Acquire, |n| {
+                (limit == 0 || n < limit).then(|| n.saturating_add(1))
+            })
+            .ok()
+            .map(|_| Seat(self.clone()))
+    }
+
+    /// Seats taken now.
+    pub fn seats(&self) -> u32 {
+        self.seats.load(Acquire)
     }
     pub fn core(&self, i: usize) -> Arc<CoreStats> {
         self.cores[i].clone()
@@ -241,5 +273,43 @@ mod tests {
         assert_eq!(r.totals().curr_items, 9);
         r.cores[0].cmd_get.incr();
         assert_eq!(r.totals().cmd_get, 1);
+    }
+
+    #[test]
+    fn seats_stop_at_the_limit_and_come_back_when_dropped() {
+        let r = Arc::new(Registry::new(1));
+        let a = r.take_seat(2).unwrap();
+        let _b = r.take_seat(2).unwrap();
+        assert!(r.take_seat(2).is_none());
+        assert_eq!(r.seats(), 2);
+        drop(a);
+        let _c = r.take_seat(2).unwrap();
+        assert!(r.take_seat(2).is_none());
+        // 0: no limit.
+        let more: Vec<_> = (0..10).map(|_| r.take_seat(0).unwrap()).collect();
+        assert_eq!(r.seats(), 12);
+        drop(more);
+        assert_eq!(r.seats(), 2);
+    }
+
+    #[test]
+    fn seats_are_exact_across_threads() {
+        let r = Arc::new(Registry::new(1));
+        let admitted = AtomicU32::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..1000 {
+                        if let Some(seat) = r.take_seat(3) {
+                            let now = admitted.fetch_add(1, AcqRel) + 1;
+                            assert!(now <= 3, "{now} seats of 3");
+                            admitted.fetch_sub(1, AcqRel);
+                            drop(seat);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(r.seats(), 0);
     }
 }

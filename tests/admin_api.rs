@@ -335,7 +335,7 @@ fn cache_routes() {
     );
     assert_eq!(
         r.json()["cache"],
-        json!({"id": id, "name": "web", "memory_limit": 2048, "enabled": true, "created": cache["created"]})
+        json!({"id": id, "name": "web", "memory_limit": 2048, "max_connections": 0, "enabled": true, "created": cache["created"]})
     );
     for body in [
         json!({}),

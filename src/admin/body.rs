@@ -178,6 +178,8 @@ pub fn parse_memory(s: &str) -> Result<u64, String> {
 pub(crate) struct CreateCache {
     pub(crate) name: String,
     pub(crate) memory: Memory,
+    /// The connection limit (`max_connections`); absent or 0: none.
+    pub(crate) connections: Option<u32>,
 }
 
 /// `PATCH /caches/:id`: only the fields present change.
@@ -186,6 +188,8 @@ pub(crate) struct CreateCache {
 pub(crate) struct PatchCache {
     pub(crate) memory: Option<Memory>,
     pub(crate) enabled: Option<bool>,
+    /// The new connection limit; 0 removes it.
+    pub(crate) connections: Option<u32>,
 }
 
 /// `POST /caches/:id/credentials`: a new credential gets every capability
@@ -235,6 +239,8 @@ pub(crate) struct CacheView<'a> {
     id: u32,
     name: &'a str,
     memory_limit: u64,
+    /// 0: no per-cache connection limit.
+    max_connections: u32,
     enabled: bool,
     created: u64,
 }
@@ -244,6 +250,7 @@ pub(crate) fn cache_view(c: &Cache) -> CacheView<'_> {
         id: c.id,
         name: &c.name,
         memory_limit: c.memory_limit,
+        max_connections: c.max_connections,
         enabled: c.enabled,
         created: c.created,
     }
@@ -367,6 +374,20 @@ mod tests {
         let c: CreateCache = parse_json(br#"{"name":"a","memory":0}"#).unwrap();
         assert!(c.memory.bytes().is_err());
         assert!(parse_json::<CreateCache>(br#"{"name":"a","memory":-1}"#).is_err());
+    }
+
+    #[test]
+    fn connections_field_is_a_whole_number() {
+        let c: CreateCache = parse_json(br#"{"name":"a","memory":1}"#).unwrap();
+        assert_eq!(c.connections, None);
+        let c: CreateCache = parse_json(br#"{"name":"a","memory":1,"connections":3}"#).unwrap();
+        assert_eq!(c.connections, Some(3));
+        for bad in [&br#"-1"#[..], b"1.5", b"\"3\"", b"4294967296"] {
+            let mut body = br#"{"name":"a","memory":1,"connections":"#.to_vec();
+            body.extend_from_slice(bad);
+            body.push(b'}');
+            assert!(parse_json::<CreateCache>(&body).is_err(), "{bad:?}");
+        }
         assert!(parse_json::<CreateCache>(br#"{"name":"a","memroy":"1MB"}"#).is_err());
     }
 

@@ -117,11 +117,13 @@ async fn dashboard(
         "enabled": cache.enabled,
         "cluster_name": state.cluster_name,
         "limit_maxbytes": cache.memory_limit,
+        "max_connections": cache.max_connections,
         "bytes": t.bytes,
         "curr_items": t.curr_items,
         "get_hits": t.get_hits,
         "get_misses": t.get_misses,
         "curr_connections": t.curr_connections,
+        "rejected_connections": t.rejected_connections,
     }))
     .into_response())
 }

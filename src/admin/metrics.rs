@@ -244,7 +244,7 @@ const PER_SCOPE: &[Family] = &[
     },
     Family {
         name: "memcached_connections_rejected",
-        help: "Total number of connections rejected due to hitting the connection limit (-c).",
+        help: "Total number of connections rejected due to hitting the connection limit (-c, or a cache's own).",
         kind: MetricType::Counter,
         read: |s| s.totals.rejected_connections,
     },

@@ -5,10 +5,10 @@
 //!
 //! | route | success |
 //! | --- | --- |
-//! | `POST /caches {name, memory}` | 201 `{cache, credential, servers, env}` |
+//! | `POST /caches {name, memory, connections?}` | 201 `{cache, credential, servers, env}` |
 //! | `GET /caches` | 200 `{caches}` |
 //! | `GET /caches/:id` | 200 `{cache, credentials, servers}` |
-//! | `PATCH /caches/:id {memory?, enabled?}` | 200 `{cache}` |
+//! | `PATCH /caches/:id {memory?, connections?, enabled?}` | 200 `{cache}` |
 //! | `DELETE /caches/:id` | 204 |
 //! | `GET /caches/:id/credentials` | 200 `{credentials}` |
 //! | `POST /caches/:id/credentials {write?, flush?, api?}` | 201 `{credential}` |
@@ -99,7 +99,15 @@ async fn create_cache(State(state): Shared, body: Bytes) -> ApiResult {
     if name.is_empty() {
         return Err(ApiError::invalid("name must not be empty"));
     }
-    let (cache, cred) = state.mutate(|s| s.create_cache(name, memory))?;
+    // Two commits, published together (cores never see the cache without
+    // its limit); a crash between them leaves the cache with no limit.
+    let (cache, cred) = state.mutate(|s| {
+        let (mut cache, cred) = s.create_cache(name, memory)?;
+        if let Some(n) = req.connections.filter(|n| *n > 0) {
+            cache = s.set_max_connections(cache.id, n)?;
+        }
+        Ok((cache, cred))
+    })?;
     Ok(created(json!({
         "cache": cache_view(&cache),
         "credential": credential_view(&cred),
@@ -177,15 +185,18 @@ async fn patch_cache(State(state): Shared, Path(id): Path<String>, body: Bytes) 
     let req: PatchCache = parse_json(&body)?;
     // Validate everything before changing anything.
     let memory = req.memory.as_ref().map(|m| m.bytes()).transpose()?;
-    if memory.is_none() && req.enabled.is_none() {
+    if memory.is_none() && req.enabled.is_none() && req.connections.is_none() {
         return Err(ApiError::invalid(
-            "nothing to change: give memory and/or enabled",
+            "nothing to change: give memory, connections and/or enabled",
         ));
     }
     let cache = state.mutate(|s| {
         let mut cache = s.cache(id).ok_or(ControlError::NotFound)?;
         if let Some(bytes) = memory {
             cache = s.set_memory_limit(id, bytes)?;
+        }
+        if let Some(n) = req.connections {
+            cache = s.set_max_connections(id, n)?;
         }
         if let Some(enabled) = req.enabled {
             cache = s.set_enabled(id, enabled)?;

@@ -109,6 +109,10 @@ pub enum CacheCmd {
         /// the memory plan: bytes, or a size such as 25MB, 1GB (binary units)
         #[arg(long, value_parser = memory_arg)]
         memory: String,
+        /// the plan's connection limit: connections logged in at once
+        /// (default 0: no limit of its own, only the server's -c)
+        #[arg(long, value_name = "N")]
+        connections: Option<u32>,
     },
     /// List all caches
     List,
@@ -122,8 +126,8 @@ pub enum CacheCmd {
         /// cache id
         id: u32,
     },
-    /// Change a cache's memory plan, or enable / disable it
-    #[command(group(ArgGroup::new("change").required(true).multiple(true).args(["memory", "enable", "disable"])))]
+    /// Change a cache's memory plan or connection limit, or enable / disable it
+    #[command(group(ArgGroup::new("change").required(true).multiple(true).args(["memory", "connections", "enable", "disable"])))]
     Set {
         /// cache id
         #[arg(long)]
@@ -131,6 +135,10 @@ pub enum CacheCmd {
         /// the new memory plan (bytes, or 25MB, 1GB, ...)
         #[arg(long, value_parser = memory_arg)]
         memory: Option<String>,
+        /// the new connection limit (0: none); lowering it closes no
+        /// connection, new logins wait for room
+        #[arg(long, value_name = "N")]
+        connections: Option<u32>,
         /// let the cache's credentials authenticate again
         #[arg(long, conflicts_with = "disable")]
         enable: bool,
@@ -289,11 +297,17 @@ fn cache(
     json: bool,
 ) -> Result<(), CliError> {
     let answer = match cmd {
-        CacheCmd::Create { name, memory } => client.call(
-            "POST",
-            "/admin/v1/caches",
-            Some(&json!({"name": name, "memory": memory})),
-        )?,
+        CacheCmd::Create {
+            name,
+            memory,
+            connections,
+        } => {
+            let mut body = json!({"name": name, "memory": memory});
+            if let Some(n) = connections {
+                body["connections"] = json!(n);
+            }
+            client.call("POST", "/admin/v1/caches", Some(&body))?
+        }
         CacheCmd::List => client.call("GET", "/admin/v1/caches", None)?,
         CacheCmd::Show { id } => client.call("GET", &format!("/admin/v1/caches/{id}"), None)?,
         CacheCmd::Delete { id } => {
@@ -302,12 +316,16 @@ fn cache(
         CacheCmd::Set {
             id,
             memory,
+            connections,
             enable,
             disable,
         } => {
             let mut body = json!({});
             if let Some(m) = memory {
                 body["memory"] = json!(m);
+            }
+            if let Some(n) = connections {
+                body["connections"] = json!(n);
             }
             if *enable || *disable {
                 body["enabled"] = json!(*enable);

@@ -18,10 +18,11 @@ pub(crate) fn created_cache(out: &mut dyn Write, answer: &Value) -> Result<()> {
     let cache = &answer["cache"];
     writeln!(
         out,
-        "Created cache {} ({}, {}).",
+        "Created cache {} ({}, {}, {}).",
         cache["id"],
         text(&cache["name"]),
-        memory(&cache["memory_limit"])
+        memory(&cache["memory_limit"]),
+        connections(&cache["max_connections"])
     )?;
     for key in [
         "MEMCACHIER_SERVERS",
@@ -36,10 +37,11 @@ pub(crate) fn created_cache(out: &mut dyn Write, answer: &Value) -> Result<()> {
 pub(crate) fn cache_line(out: &mut dyn Write, cache: &Value) -> Result<()> {
     writeln!(
         out,
-        "Cache {} ({}): memory {}, {}, created {}.",
+        "Cache {} ({}): memory {}, {}, {}, created {}.",
         cache["id"],
         text(&cache["name"]),
         memory(&cache["memory_limit"]),
+        connections(&cache["max_connections"]),
         state(&cache["enabled"]),
         date(&cache["created"])
     )
@@ -52,6 +54,7 @@ pub(crate) fn cache_table(out: &mut dyn Write, caches: &Value) -> Result<()> {
                 c["id"].to_string(),
                 text(&c["name"]),
                 memory(&c["memory_limit"]),
+                conn_limit(&c["max_connections"]),
                 state(&c["enabled"]).to_string(),
                 date(&c["created"]),
             ]
@@ -60,7 +63,11 @@ pub(crate) fn cache_table(out: &mut dyn Write, caches: &Value) -> Result<()> {
     if rows.is_empty() {
         return writeln!(out, "No caches.");
     }
-    table(out, &["ID", "NAME", "MEMORY", "STATE", "CREATED"], &rows)
+    table(
+        out,
+        &["ID", "NAME", "MEMORY", "CONNS", "STATE", "CREATED"],
+        &rows,
+    )
 }
 
 pub(crate) fn cache_details(out: &mut dyn Write, answer: &Value) -> Result<()> {
@@ -180,6 +187,23 @@ fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> Result<(
     Ok(())
 }
 
+/// A connection limit for a table cell: the number, or `-` for none.
+fn conn_limit(v: &Value) -> String {
+    match v.as_u64() {
+        Some(n) if n > 0 => n.to_string(),
+        _ => "-".to_string(),
+    }
+}
+
+/// A connection limit in a sentence.
+fn connections(v: &Value) -> String {
+    match v.as_u64() {
+        Some(1) => "at most 1 connection".to_string(),
+        Some(n) if n > 0 => format!("at most {n} connections"),
+        _ => "no connection limit".to_string(),
+    }
+}
+
 /// `26214400` → `25 MiB`; sizes that are not whole units stay in bytes.
 pub(crate) fn memory(v: &Value) -> String {
     let Some(n) = v.as_u64() else {
@@ -222,16 +246,20 @@ mod tests {
     fn tables_align() {
         let mut out = Vec::new();
         let caches = json!([
-            {"id": 1, "name": "a", "memory_limit": 1048576, "enabled": true, "created": 0},
-            {"id": 12, "name": "longer", "memory_limit": 100, "enabled": false, "created": 0},
+            {"id": 1, "name": "a", "memory_limit": 1048576, "max_connections": 0, "enabled": true, "created": 0},
+            {"id": 12, "name": "longer", "memory_limit": 100, "max_connections": 20, "enabled": false, "created": 0},
         ]);
         cache_table(&mut out, &caches).unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "ID  NAME    MEMORY     STATE     CREATED");
+        assert_eq!(lines[0], "ID  NAME    MEMORY     CONNS  STATE     CREATED");
+        assert_eq!(
+            lines[1],
+            "1   a       1 MiB      -      enabled   1970-01-01 00:00:00 UTC"
+        );
         assert_eq!(
             lines[2],
-            "12  longer  100 bytes  disabled  1970-01-01 00:00:00 UTC"
+            "12  longer  100 bytes  20     disabled  1970-01-01 00:00:00 UTC"
         );
     }
 }

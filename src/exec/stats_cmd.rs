@@ -79,6 +79,8 @@ pub struct Scope<'a> {
     pub stats: &'a stats::Registry,
     /// Multi-tenant mode: the connection's cache id and its memory plan.
     pub cache: Option<(u32, u64)>,
+    /// The cache's connection limit (0: none, or open mode).
+    pub cache_conns: u32,
 }
 
 impl Scope<'_> {
@@ -87,6 +89,15 @@ impl Scope<'_> {
     fn maxbytes(&self) -> u64 {
         self.cache
             .map_or_else(|| self.stats.totals().limit_maxbytes, |(_, plan)| plan)
+    }
+
+    /// `max_connections` / `maxconns`: a hosted cache's own connection
+    /// limit, else the server's (`-c`), which also bounds every cache.
+    fn max_connections(&self) -> u64 {
+        match self.cache_conns {
+            0 => self.config.conn_limit as u64,
+            n => u64::from(n).min(self.config.conn_limit as u64),
+        }
     }
 }
 
@@ -207,7 +218,7 @@ pub fn general(scope: &Scope<'_>, out: &mut Emit<'_>) {
     );
     out("rusage_user", ru_user.as_bytes());
     out("rusage_system", ru_sys.as_bytes());
-    s(out, "max_connections", config.conn_limit as u64);
+    s(out, "max_connections", scope.max_connections());
     s(out, "curr_connections", t.curr_connections);
     s(out, "total_connections", t.total_connections);
     s(out, "rejected_connections", t.rejected_connections);
@@ -277,7 +288,7 @@ pub fn settings(scope: &Scope<'_>, out: &mut Emit<'_>) {
     let config = scope.config;
     let yes = |b: bool| if b { b"yes" as &[u8] } else { b"no" };
     emit_u64(out, "maxbytes", scope.maxbytes());
-    emit_u64(out, "maxconns", config.conn_limit as u64);
+    emit_u64(out, "maxconns", scope.max_connections());
     emit_u64(out, "tcpport", config.port as u64);
     emit_u64(out, "udpport", 0);
     out("inter", config.listen.as_bytes());

@@ -15,6 +15,9 @@ use crate::tenancy;
 use bytes::{BufMut, BytesMut};
 use std::sync::atomic::Ordering;
 
+/// The body of a binary refusal at a cache's connection limit.
+const TOO_MANY: &[u8] = b"Too many open connections";
+
 /// The request a server-wide command answers, in its wire.
 #[derive(Clone, Copy)]
 enum Asker<'a> {
@@ -204,7 +207,7 @@ impl Conn {
             (
                 Control::SaslListMechs | Control::SaslAuth | Control::SaslStep,
                 Asker::Binary(req),
-            ) if self.session.multi_tenant() => self.sasl(c, req),
+            ) if self.session.multi_tenant() => return self.sasl(c, req),
             (_, Asker::Binary(req)) => bin::encode::unknown_command(&mut self.out, req),
             (_, Asker::Ascii(_)) => self.out.put_slice(reply::ERROR),
         }
@@ -216,6 +219,12 @@ impl Conn {
     /// and the reply buffer.
     fn with_scope(&mut self, f: impl FnOnce(&Scope<'_>, &mut BytesMut)) {
         let registry = crate::stats::cache(self.session.cache);
+        let cache_conns = self
+            .core
+            .registry
+            .borrow()
+            .cache(self.session.cache)
+            .map_or(0, |c| c.max_connections);
         let scope = Scope {
             config: &self.core.server.config,
             stats: &registry,
@@ -223,6 +232,7 @@ impl Conn {
                 .session
                 .login()
                 .map(|s| (s.cache_id, self.core.plan(s.cache_id))),
+            cache_conns,
         };
         f(&scope, &mut self.out);
     }
@@ -255,15 +265,29 @@ impl Conn {
         self.forward_to_others(|| RemoteOp::Flush { at });
     }
 
-    /// Binds the connection to a login (and its cache).
-    fn log_in(&mut self, login: tenancy::Session) {
+    /// Binds the connection to a login (and its cache) if the cache's
+    /// connection limit has room; false, the refusal counted in the
+    /// cache's `rejected_connections`, if not. The core's registry copy is
+    /// current here: both logins refresh it first.
+    fn log_in(&mut self, login: tenancy::Session) -> bool {
         self.log_out();
         let core = self.core.clone();
-        let stats = crate::stats::cache(login.cache_id).core(core.id);
+        let registry = crate::stats::cache(login.cache_id);
+        let stats = registry.core(core.id);
+        let limit = core
+            .registry
+            .borrow()
+            .cache(login.cache_id)
+            .map_or(0, |c| c.max_connections);
+        let Some(seat) = registry.take_seat(limit) else {
+            stats.rejected_connections.incr();
+            return false;
+        };
         self.activity.cache.store(login.cache_id, Ordering::Relaxed);
         core.sessions.borrow_mut().insert(self.fd, login.clone());
         let version = core.registry.borrow().version();
-        self.session.log_in(login, stats, version);
+        self.session.log_in(login, seat, stats, version);
+        true
     }
 
     pub fn log_out(&mut self) {
@@ -289,7 +313,12 @@ impl Conn {
                 core.stats.auth_cmds.incr();
                 match result {
                     Ok(login) => {
-                        self.log_in(login);
+                        if !self.log_in(login) {
+                            // The cache is at its connection limit:
+                            // memcached's answer at -c, then hang up.
+                            self.out.put_slice(reply::ERROR_TOO_MANY_CONNECTIONS);
+                            return Flow::Close;
+                        }
                         reply::STORED
                     }
                     Err(line) => {
@@ -314,7 +343,14 @@ impl Conn {
     /// step). A failure keeps the connection open, as memcached does, so a
     /// client may retry. Earlier forwarded ops went out before an AUTH
     /// (Control::needs_round), so none are left for the previous cache.
-    fn sasl(&mut self, c: Control, req: &BinRequest) {
+    ///
+    /// Valid credentials of a cache at its connection limit get an auth
+    /// error saying `Too many open connections` and the connection is
+    /// closed: memcached has no binary status for it (it writes its ASCII
+    /// line before reading anything), and a binary client reads a reply to
+    /// its AUTH as a binary frame, so the refusal is the one every client
+    /// already handles there.
+    fn sasl(&mut self, c: Control, req: &BinRequest) -> Flow {
         let core = self.core.clone();
         match c {
             Control::SaslListMechs => {
@@ -326,7 +362,10 @@ impl Conn {
                 let login = session::sasl_login(&core.registry.borrow(), req);
                 match login {
                     Some(login) => {
-                        self.log_in(login);
+                        if !self.log_in(login) {
+                            bin::encode::error_msg(&mut self.out, req, Status::AuthError, TOO_MANY);
+                            return Flow::Close;
+                        }
                         bin::encode::success_value(&mut self.out, req, b"Authenticated");
                     }
                     None => {
@@ -341,6 +380,7 @@ impl Conn {
                 bin::encode::error(&mut self.out, req, Status::AuthError);
             }
         }
+        Flow::Continue
     }
 
     /// cache_memlimit on a hosted cache: lowers (or restores) the cache's own

@@ -9,7 +9,7 @@ use crate::latency::{Class, CLASSES};
 use crate::protocol::ascii::{AsciiParser, Parsed};
 use crate::protocol::binary::{self as bin, BinParsed, BinRequest, BinaryParser, Status};
 use crate::protocol::{reply, Command, Request, StoreMode};
-use crate::stats::CoreStats;
+use crate::stats::{CoreStats, Seat};
 use crate::tenancy::{self, Registry};
 use bytes::BytesMut;
 use std::sync::Arc;
@@ -77,6 +77,9 @@ pub struct Session {
     /// Counters this connection's traffic goes to: the server's before
     /// authentication, its cache's after.
     pub stats: Arc<CoreStats>,
+    /// The login's place in its cache's connection limit (given back when
+    /// the login ends).
+    seat: Option<Seat>,
     /// Registry version `login` was last checked against.
     seen_version: u64,
     /// Requests of each latency class since the last `take_classes`.
@@ -92,6 +95,7 @@ impl Session {
             login: None,
             cache: 0,
             stats: server_stats,
+            seat: None,
             seen_version: 0,
             classes: [0; 7],
         }
@@ -263,9 +267,17 @@ impl Session {
         Gate::Pass
     }
 
-    /// Binds the connection to a login and its cache's counters.
-    pub fn log_in(&mut self, login: tenancy::Session, stats: Arc<CoreStats>, version: u64) {
+    /// Binds the connection to a login, its seat in the cache's connection
+    /// limit and the cache's counters.
+    pub fn log_in(
+        &mut self,
+        login: tenancy::Session,
+        seat: Seat,
+        stats: Arc<CoreStats>,
+        version: u64,
+    ) {
         self.cache = login.cache_id;
+        self.seat = Some(seat);
         self.stats = stats;
         self.stats.curr_connections.incr();
         self.stats.total_connections.incr();
@@ -279,6 +291,7 @@ impl Session {
         if self.login.take().is_none() {
             return false;
         }
+        self.seat = None;
         let c = &self.stats.curr_connections;
         c.set(c.get().saturating_sub(1));
         self.stats = server_stats.clone();

@@ -62,6 +62,7 @@ mod tests {
             id: 5,
             name: "c".into(),
             memory_limit: 1 << 20,
+            max_connections: 0,
             enabled,
             created: 0,
         };

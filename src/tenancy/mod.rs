@@ -64,6 +64,13 @@ pub struct Cache {
     pub name: String,
     /// The memory plan in bytes (> 0).
     pub memory_limit: u64,
+    /// The plan's connection limit: how many connections may be logged in
+    /// to the cache at once, across all cores; the next one is refused
+    /// (`ERROR Too many open connections`). 0 = no per-cache limit (only
+    /// the server's `-c`): the default, and what control files written
+    /// before the field existed load as, so upgrading changes nothing.
+    #[serde(default)]
+    pub max_connections: u32,
     /// A disabled cache fails authentication; its live connections are closed.
     pub enabled: bool,
     /// Creation time, unix seconds.

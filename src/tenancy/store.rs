@@ -702,6 +702,7 @@ impl ControlStore {
             id,
             name: name.to_owned(),
             memory_limit,
+            max_connections: 0,
             enabled: true,
             created: now(),
         };
@@ -739,6 +740,13 @@ impl ControlStore {
     pub fn set_memory_limit(&mut self, id: u32, bytes: u64) -> Result<Cache, ControlError> {
         check_limit(bytes)?;
         self.update_cache(id, |c| c.memory_limit = bytes)
+    }
+
+    /// Changes a cache's connection limit (0 = none). Lowering it below
+    /// the connections logged in now closes none of them: only new logins
+    /// are refused until enough have gone.
+    pub fn set_max_connections(&mut self, id: u32, n: u32) -> Result<Cache, ControlError> {
+        self.update_cache(id, |c| c.max_connections = n)
     }
 
     /// Enables or disables a cache. A disabled cache fails authentication.
@@ -1123,6 +1131,7 @@ mod tests {
             id: 1,
             name: "a".into(),
             memory_limit: 1,
+            max_connections: 0,
             enabled: true,
             created: 0,
         });
@@ -1617,6 +1626,7 @@ mod tests {
                 id,
                 name: format!("c{id}"),
                 memory_limit: 1,
+                max_connections: 0,
                 enabled: true,
                 created: 0,
             });

@@ -165,6 +165,7 @@ mod tests {
             id: 1,
             name: "c".into(),
             memory_limit: 1 << 20,
+            max_connections: 0,
             enabled: true,
             created,
         }

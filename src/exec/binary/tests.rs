@@ -574,6 +574,7 @@ fn stat_responses(key: &[u8]) -> Vec<Resp> {
         config: &config,
         stats: crate::stats::registry(),
         cache: None,
+        cache_conns: 0,
     };
     stat(&scope, &req(op::STAT, b"", key, b"", 77, 0), &mut out);
     responses(&out)
