@@ -118,7 +118,7 @@ fn node_memory_stays_within_m() {
         "node memory: -m 64, plans 1GB+64MB+64MB, {} MiB written: budgets {limits:?}, \
          items bytes {bytes:?} = {total_bytes}, mem_used {mem:?} = {total_mem}, \
          RSS {} -> {} MiB, {:?}",
-        3 * per_cache * VALUE >> 20,
+        (3 * per_cache * VALUE) >> 20,
         rss_before >> 20,
         rss_after >> 20,
         started.elapsed()
