@@ -25,13 +25,26 @@ pub const DEFAULT_ADMIN_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// for a slow operator network.
 pub const DEFAULT_ADMIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Multi-tenant mode's item memory when `-m` is not given: 1 GiB. memcached's
+/// 64 MB would not hold even three of MemCachier's smallest (25 MB) plans,
+/// and at the default `--plan-overcommit` of 1 every plan must fit; the limit
+/// is a ceiling, memory is taken only as caches fill.
+pub const DEFAULT_MULTI_TENANT_MEMORY: usize = 1 << 30;
+/// By default the plans may add up to the node's memory, no more: every cache
+/// can fill its whole plan at once.
+pub const DEFAULT_PLAN_OVERCOMMIT: f64 = 1.0;
+
 /// The server's settings after merging defaults, the config file and flags.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub port: u16,
     pub listen: String,
-    /// Total item memory in bytes, split evenly across cores.
+    /// Total item memory in bytes, split evenly across cores (multi-tenant
+    /// mode: all caches' items together).
     pub memory_limit: usize,
+    /// Multi-tenant mode: the plans may add up to `memory_limit` × this
+    /// (>= 1); beyond 1 each cache's budget is scaled down as the node fills.
+    pub plan_overcommit: f64,
     pub conn_limit: usize,
     pub threads: usize,
     pub item_size_max: usize,
@@ -84,6 +97,7 @@ impl Default for Config {
             port: 11211,
             listen: "127.0.0.1".into(),
             memory_limit: 64 << 20,
+            plan_overcommit: DEFAULT_PLAN_OVERCOMMIT,
             conn_limit: 1024,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             item_size_max: 1 << 20,

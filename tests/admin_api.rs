@@ -175,7 +175,7 @@ fn operator_routes_need_the_token() {
         (
             "POST",
             "/admin/v1/caches".to_string(),
-            Some(r#"{"name":"x","memory":1024}"#),
+            Some(r#"{"name":"x","memory":1048576}"#),
         ),
         ("GET", "/admin/v1/caches".to_string(), None),
         ("GET", format!("/admin/v1/caches/{id}"), None),
@@ -278,6 +278,14 @@ fn cache_routes() {
         (r#"{"name":"x","memory":"25XB"}"#, 400, "invalid"),
         (r#"{"name":"x","memory":0}"#, 400, "invalid"),
         (r#"{"name":"x","memory":-1}"#, 400, "invalid"),
+        (r#"{"name":"x","memory":1}"#, 400, "invalid"),
+        (r#"{"name":"x","memory":1048575}"#, 400, "invalid"),
+        (
+            r#"{"name":"x","memory":9223372036854775807}"#,
+            400,
+            "invalid",
+        ),
+        (r#"{"name":"x","memory":"2TB"}"#, 400, "invalid"),
         (r#"{"name":"x"}"#, 400, "invalid"),
         (r#"{"memory":"1MB"}"#, 400, "invalid"),
         (r#"{"name":"  ","memory":"1MB"}"#, 400, "invalid"),
@@ -331,15 +339,17 @@ fn cache_routes() {
     let r = s.req(
         "PATCH",
         &path,
-        Some(json!({"memory": 2048, "enabled": true})),
+        Some(json!({"memory": 2_097_152, "enabled": true})),
     );
     assert_eq!(
         r.json()["cache"],
-        json!({"id": id, "name": "web", "memory_limit": 2048, "max_connections": 0, "enabled": true, "created": cache["created"]})
+        json!({"id": id, "name": "web", "memory_limit": 2_097_152, "max_connections": 0, "enabled": true, "created": cache["created"]})
     );
     for body in [
         json!({}),
         json!({"memory": "0MB"}),
+        json!({"memory": 2048}),
+        json!({"memory": i64::MAX}),
         json!({"enabled": "yes"}),
         json!({"name": "new"}),
     ] {
@@ -357,7 +367,7 @@ fn cache_routes() {
     );
     assert_eq!(
         s.req("GET", &path, None).json()["cache"]["memory_limit"],
-        2048
+        2_097_152
     );
 
     // Delete.
@@ -579,7 +589,7 @@ fn on_change_gets_each_committed_snapshot_in_order() {
         s.req(
             "POST",
             "/admin/v1/caches",
-            Some(json!({"name": "web", "memory": 1}))
+            Some(json!({"name": "web", "memory": "1MB"}))
         )
         .status,
         409

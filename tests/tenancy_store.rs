@@ -236,10 +236,10 @@ fn committed_file_is_always_complete() {
     s.promote(c.id, &cred.username).unwrap();
     s.set_caps(c.id, &cred.username, READ_ONLY).unwrap();
     s.set_enabled(c.id, false).unwrap();
-    s.set_memory_limit(c.id, 7).unwrap();
+    s.set_memory_limit(c.id, 7 << 20).unwrap();
     let v = committed_json(tmp.path());
     assert_eq!(v["revision"], s.registry().version());
-    assert_eq!(v["caches"][0]["memory_limit"], 7);
+    assert_eq!(v["caches"][0]["memory_limit"], 7 << 20);
     assert_eq!(v["credentials"][1]["primary"], true);
     s.delete_cache(c.id).unwrap();
     let v = committed_json(tmp.path());
@@ -340,9 +340,20 @@ fn cache_validation() {
         Err(ControlError::Invalid(_))
     ));
     assert!(matches!(
-        s.set_memory_limit(99, 1),
+        s.set_memory_limit(99, 1 << 20),
         Err(ControlError::NotFound)
     ));
+    // Plans below 1 MiB or absurdly large are refused.
+    for bad in [1, (1 << 20) - 1, i64::MAX as u64, u64::MAX] {
+        assert!(matches!(
+            s.set_memory_limit(c.id, bad),
+            Err(ControlError::Invalid(_))
+        ));
+        assert!(matches!(
+            s.create_cache("big", bad),
+            Err(ControlError::Invalid(_))
+        ));
+    }
     assert!(matches!(
         s.set_enabled(99, true),
         Err(ControlError::NotFound)

@@ -25,7 +25,7 @@ pub struct Cli {
     /// interface to listen on (default: 127.0.0.1)
     #[arg(short = 'l', long = "listen")]
     pub listen: Option<String>,
-    /// item memory in megabytes (default: 64)
+    /// item memory in megabytes (default: 64; multi-tenant mode: 1024, shared by all caches)
     #[arg(short = 'm', long = "memory-limit")]
     pub memory_limit: Option<u64>,
     /// max simultaneous connections (default: 1024)
@@ -89,6 +89,9 @@ pub struct Cli {
     /// multi-tenant mode: seconds an admin request has to complete, body included (default: 30)
     #[arg(long = "admin-request-timeout", value_name = "SECS")]
     pub admin_request_timeout: Option<f64>,
+    /// multi-tenant mode: the caches' plans may add up to -m times RATIO; above 1 each cache's memory is scaled down when the node fills (default: 1)
+    #[arg(long = "plan-overcommit", value_name = "RATIO")]
+    pub plan_overcommit: Option<f64>,
     /// multi-tenant mode: let alert webhooks and Slack URLs reach loopback, private, link-local and other non-public addresses
     #[arg(long = "alert-allow-private")]
     pub alert_allow_private: bool,
@@ -124,6 +127,7 @@ pub struct FileConfig {
     pub admin_header_timeout: Option<f64>,
     pub admin_request_timeout: Option<f64>,
     pub alert_allow_private: Option<bool>,
+    pub plan_overcommit: Option<f64>,
 }
 
 /// Seconds from a flag or the file, within 0.1 s to an hour.
@@ -209,16 +213,30 @@ impl Cli {
         if admin_max_conns == 0 {
             return Err("admin-max-conns must be at least 1".into());
         }
+        let multi_tenant = self.multi_tenant || file.multi_tenant.unwrap_or(d.multi_tenant);
         let memory_limit = match self.memory_limit.or(file.memory_limit) {
-            Some(mb) => (mb as usize)
-                .checked_mul(1024 * 1024)
+            Some(mb) => usize::try_from(mb)
+                .ok()
+                .and_then(|mb| mb.checked_mul(1024 * 1024))
                 .ok_or("memory limit too large")?,
+            None if multi_tenant => crate::config::DEFAULT_MULTI_TENANT_MEMORY,
             None => d.memory_limit,
         };
+        if multi_tenant && (memory_limit as u64) < crate::tenancy::capacity::MIN_PLAN {
+            return Err("multi-tenant mode needs -m of at least 1 (megabyte)".into());
+        }
+        let plan_overcommit = self
+            .plan_overcommit
+            .or(file.plan_overcommit)
+            .unwrap_or(d.plan_overcommit);
+        if !(1.0..=1000.0).contains(&plan_overcommit) {
+            return Err("plan-overcommit must be between 1 and 1000".into());
+        }
         Ok(Config {
             port: self.port.or(file.port).unwrap_or(d.port),
             listen: self.listen.or(file.listen).unwrap_or(d.listen),
             memory_limit,
+            plan_overcommit,
             conn_limit: self
                 .conn_limit
                 .or(file.conn_limit)
@@ -236,7 +254,7 @@ impl Cli {
             disable_cas: self.disable_cas || file.disable_cas.unwrap_or(d.disable_cas),
             disable_flush_all: self.disable_flush_all
                 || file.disable_flush_all.unwrap_or(d.disable_flush_all),
-            multi_tenant: self.multi_tenant || file.multi_tenant.unwrap_or(d.multi_tenant),
+            multi_tenant,
             data_dir: self.data_dir.or(file.data_dir).unwrap_or(d.data_dir),
             admin_addr: self.admin_addr.or(file.admin_addr).unwrap_or(d.admin_addr),
             auth_timeout,
@@ -289,5 +307,26 @@ mod tests {
         let c = cli.into_config().unwrap();
         std::fs::remove_file(&dir).ok();
         assert_eq!((c.port, c.memory_limit, c.threads), (3333, 8 << 20, 1));
+    }
+
+    #[test]
+    fn multi_tenant_memory_and_overcommit() {
+        let mt = |m: Option<u64>, r: Option<f64>| {
+            Cli {
+                multi_tenant: true,
+                memory_limit: m,
+                plan_overcommit: r,
+                ..Cli::default()
+            }
+            .into_config()
+        };
+        let c = mt(None, None).unwrap();
+        assert_eq!((c.memory_limit, c.plan_overcommit), (1 << 30, 1.0));
+        let c = mt(Some(64), Some(2.5)).unwrap();
+        assert_eq!((c.memory_limit, c.plan_overcommit), (64 << 20, 2.5));
+        for bad in [0.5, 0.0, -1.0, f64::NAN, f64::INFINITY, 1001.0] {
+            assert!(mt(None, Some(bad)).is_err(), "{bad}");
+        }
+        assert!(mt(Some(u64::MAX), None).is_err());
     }
 }

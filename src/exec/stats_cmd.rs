@@ -84,8 +84,8 @@ pub struct Scope<'a> {
 }
 
 impl Scope<'_> {
-    /// `limit_maxbytes` / `maxbytes`: the plan of a hosted cache, else the
-    /// stores' limits (`-m`, or what cache_memlimit set).
+    /// `limit_maxbytes` / `maxbytes`: the budget of a hosted cache (its plan,
+    /// scaled down while the plans overcommit the node), else the stores' limits (`-m`, or what cache_memlimit set).
     fn maxbytes(&self) -> u64 {
         self.cache
             .map_or_else(|| self.stats.totals().limit_maxbytes, |(_, plan)| plan)

@@ -150,8 +150,8 @@ impl Core {
         shard
     }
 
-    /// The plan of `cache` as the budget has it now (cache_memlimit may have
-    /// lowered it below the registry's).
+    /// The plan of `cache` as the budget has it now (cache_memlimit, or plans
+    /// overcommitting the node's -m, may have lowered it below the registry's).
     pub fn plan(&self, cache: u32) -> u64 {
         match &self.server.tenants {
             Some(t) => t.budget(cache).plan() as u64,

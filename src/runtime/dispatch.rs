@@ -404,7 +404,7 @@ impl Conn {
             return reply::CLIENT_ERROR_MEMLIMIT_ABOVE_PLAN;
         }
         if let Some(t) = &core.server.tenants {
-            t.budget(cache).set_plan(want as usize);
+            t.set_own_limit(cache, want);
         }
         reply::OK
     }

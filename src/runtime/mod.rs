@@ -108,12 +108,16 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
     // Multi-tenant mode: the control store must open (and lock its data dir)
     // before anything listens.
     let control = if config.multi_tenant {
-        let store = crate::tenancy::ControlStore::open(&config.data_dir).map_err(|e| {
+        let mut store = crate::tenancy::ControlStore::open(&config.data_dir).map_err(|e| {
             StartError(format!(
                 "cannot open data dir {}: {e}",
                 config.data_dir.display()
             ))
         })?;
+        store.set_capacity(crate::tenancy::capacity::Capacity {
+            node_bytes: config.memory_limit as u64,
+            overcommit: config.plan_overcommit,
+        });
         if store.operator_token_created() {
             TOKEN_CREATED.store(true, Ordering::Relaxed);
         }
@@ -121,9 +125,10 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
     } else {
         None
     };
-    let tenants = control
-        .as_ref()
-        .map(|c| tenants::Tenants::new(c.registry(), config.auth_timeout, n));
+    let tenants = control.as_ref().map(|c| {
+        let node = config.memory_limit as u64;
+        tenants::Tenants::new(c.registry(), config.auth_timeout, n, node)
+    });
     let server = Arc::new(Server {
         tenants,
         settings: Arc::new(ShardSettings {

@@ -1,6 +1,12 @@
 //! Multi-tenant mode's shared state: the current registry snapshot and each
 //! cache's memory budget.
 //!
+//! A budget is the cache's plan scaled so that all plans fit the node's
+//! memory (`-m`): plan × min(1, node / sum of plans)
+//! (`tenancy::capacity::effective_plan`), recomputed on every publish, so
+//! the budgets together never exceed `-m` however far the plans overcommit
+//! it. A tenant's `cache_memlimit` can lower its own budget further.
+//!
 //! The admin thread publishes a new `Registry` after every committed change;
 //! cores notice the version on their maintenance tick (every 50 ms), copy the
 //! `Arc` into their own cell and re-check their sessions. The request path
@@ -10,6 +16,7 @@
 
 use crate::admin::probe::{CoreAnswer, Probe};
 use crate::storage::Budget;
+use crate::tenancy::capacity::effective_plan;
 use crate::tenancy::Registry;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,9 +32,11 @@ pub struct Tenants {
     current: Mutex<Arc<Registry>>,
     /// `current`'s version, so a tick can tell "nothing changed" without the lock.
     version: AtomicU64,
-    /// Each cache's plan, shared by its stores on every core. Locked when a
-    /// cache is first used on a core and on publish, never per request.
-    budgets: Mutex<HashMap<u32, Arc<Budget>>>,
+    /// Each cache's budget, shared by its stores on every core. Locked when
+    /// a cache is first used on a core and on publish, never per request.
+    budgets: Mutex<Budgets>,
+    /// The node's item memory (`-m`) that all budgets share.
+    node_bytes: u64,
     /// Unauthenticated connections are closed after this.
     pub auth_timeout: Duration,
     /// The admin thread's questions to each core, answered on its tick.
@@ -36,16 +45,36 @@ pub struct Tenants {
     probes_waiting: Vec<AtomicBool>,
 }
 
+#[derive(Default)]
+struct Budgets {
+    slots: HashMap<u32, Slot>,
+    /// The sum of all plans in the current snapshot.
+    plans: u128,
+}
+
+struct Slot {
+    budget: Arc<Budget>,
+    /// The tenant's own lower limit (`cache_memlimit`), until the operator
+    /// changes the plan.
+    own: Option<u64>,
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Tenants {
-    pub fn new(registry: Arc<Registry>, auth_timeout: Duration, cores: usize) -> Tenants {
+    pub fn new(
+        registry: Arc<Registry>,
+        auth_timeout: Duration,
+        cores: usize,
+        node_bytes: u64,
+    ) -> Tenants {
         let t = Tenants {
             version: AtomicU64::new(registry.version()),
             current: Mutex::new(Registry::empty().into()),
-            budgets: Mutex::new(HashMap::new()),
+            budgets: Mutex::new(Budgets::default()),
+            node_bytes,
             auth_timeout,
             probes: (0..cores).map(|_| Mutex::new(Vec::new())).collect(),
             probes_waiting: (0..cores).map(|_| AtomicBool::new(false)).collect(),
@@ -54,26 +83,44 @@ impl Tenants {
         t
     }
 
-    /// Installs a new snapshot: plan changes reach the budgets at once (the
-    /// stores shrink on their next `maintain`), deleted caches lose their
-    /// budget and counters, and cores pick the snapshot up on their tick.
+    /// What cache `plan` may use now: its share of the node, at most `own`.
+    fn effective(&self, plans: u128, plan: u64, own: Option<u64>) -> usize {
+        let eff = effective_plan(plan, plans, self.node_bytes);
+        own.map_or(eff, |o| eff.min(o)) as usize
+    }
+
+    /// Installs a new snapshot: budget changes (a plan changed, or caches
+    /// came or went and the node's share of every plan with them) reach the
+    /// budgets at once (the stores shrink on their next `maintain`), deleted
+    /// caches lose their budget and counters, and cores pick the snapshot up
+    /// on their tick.
     pub fn publish(&self, next: Arc<Registry>) {
         let mut current = lock(&self.current);
         {
             let mut budgets = lock(&self.budgets);
-            budgets.retain(|id, _| {
+            budgets.slots.retain(|id, _| {
                 let keep = next.cache(*id).is_some();
                 if !keep {
                     crate::stats::drop_cache(*id);
                 }
                 keep
             });
+            let plans = next.caches().map(|c| u128::from(c.memory_limit)).sum();
+            budgets.plans = plans;
             for cache in next.caches() {
                 let changed = current
                     .cache(cache.id)
                     .is_none_or(|old| old.memory_limit != cache.memory_limit);
-                if let (true, Some(b)) = (changed, budgets.get(&cache.id)) {
-                    b.set_plan(cache.memory_limit as usize);
+                let Some(slot) = budgets.slots.get_mut(&cache.id) else {
+                    continue;
+                };
+                // A new plan from the operator replaces the tenant's own limit.
+                if changed {
+                    slot.own = None;
+                }
+                let want = self.effective(plans, cache.memory_limit, slot.own);
+                if slot.budget.plan() != want {
+                    slot.budget.set_plan(want);
                 }
             }
         }
@@ -95,13 +142,32 @@ impl Tenants {
     pub fn budget(&self, id: u32) -> Arc<Budget> {
         // Same lock order as `publish`: current, then budgets.
         let current = lock(&self.current);
-        lock(&self.budgets)
-            .entry(id)
-            .or_insert_with(|| {
-                let plan = current.cache(id).map_or(0, |c| c.memory_limit);
-                Arc::new(Budget::new(plan as usize))
-            })
-            .clone()
+        let mut budgets = lock(&self.budgets);
+        if let Some(slot) = budgets.slots.get(&id) {
+            return slot.budget.clone();
+        }
+        let plan = current.cache(id).map_or(0, |c| c.memory_limit);
+        let budget = Arc::new(Budget::new(self.effective(budgets.plans, plan, None)));
+        let slot = Slot {
+            budget: budget.clone(),
+            own: None,
+        };
+        budgets.slots.insert(id, slot);
+        budget
+    }
+
+    /// A tenant's `cache_memlimit`: its budget becomes at most `bytes` (the
+    /// caller checked that this is within the plan) until the plan changes.
+    pub fn set_own_limit(&self, id: u32, bytes: u64) {
+        let budget = self.budget(id);
+        let current = lock(&self.current);
+        let mut budgets = lock(&self.budgets);
+        let plan = current.cache(id).map_or(0, |c| c.memory_limit);
+        let want = self.effective(budgets.plans, plan, Some(bytes));
+        if let Some(slot) = budgets.slots.get_mut(&id) {
+            slot.own = Some(bytes);
+        }
+        budget.set_plan(want);
     }
 }
 

@@ -16,6 +16,7 @@
 //! Plain synchronous Rust: no glommio, no sockets.
 
 pub mod ascii_auth;
+pub mod capacity;
 mod registry;
 pub mod sasl;
 mod secret;

@@ -59,6 +59,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::capacity::{self, Capacity};
 use super::{
     secret, Alert, AlertPatch, Cache, Caps, ControlError, Credential, DeliveryConfig, DeliveryType,
     NewAlert, NewDeliveryConfig, Registry, WatchedPrefix,
@@ -473,13 +474,6 @@ fn check_prefix(name: &str) -> Result<(), ControlError> {
     Ok(())
 }
 
-fn check_limit(bytes: u64) -> Result<(), ControlError> {
-    if bytes == 0 {
-        return Err(ControlError::Invalid("memory limit must be > 0".into()));
-    }
-    Ok(())
-}
-
 fn tmp_name(name: &str) -> String {
     format!("{name}.tmp")
 }
@@ -569,6 +563,8 @@ pub struct ControlStore {
     token: String,
     token_created: bool,
     registry: Arc<Registry>,
+    /// The node's memory that plans are checked against (none: sizes only).
+    capacity: Option<Capacity>,
     _lock: File,
 }
 
@@ -643,6 +639,7 @@ impl ControlStore {
             token,
             token_created,
             registry,
+            capacity: None,
             _lock: lock,
         })
     }
@@ -686,7 +683,7 @@ impl ControlStore {
         memory_limit: u64,
     ) -> Result<(Cache, Credential), ControlError> {
         check_name(name)?;
-        check_limit(memory_limit)?;
+        self.check_plan(None, memory_limit)?;
         if self.state.caches.iter().any(|c| c.name == name) {
             return Err(ControlError::Conflict(format!(
                 "a cache named {name:?} exists"
@@ -736,9 +733,21 @@ impl ControlStore {
         self.commit(next)
     }
 
-    /// Changes a cache's memory plan (bytes, > 0).
+    /// Checks plans against `capacity` from now on (see `capacity.rs`).
+    pub fn set_capacity(&mut self, capacity: Capacity) {
+        self.capacity = Some(capacity);
+    }
+
+    /// A plan of `bytes` for cache `id` (None: new) within the size bounds
+    /// and the node's overcommit limit.
+    fn check_plan(&self, id: Option<u32>, bytes: u64) -> Result<(), ControlError> {
+        let plans = self.state.caches.iter().map(|c| (c.id, c.memory_limit));
+        capacity::check_plan(plans, id, bytes, self.capacity)
+    }
+
+    /// Changes a cache's memory plan (bytes, at least 1 MiB).
     pub fn set_memory_limit(&mut self, id: u32, bytes: u64) -> Result<Cache, ControlError> {
-        check_limit(bytes)?;
+        self.check_plan(Some(id), bytes)?;
         self.update_cache(id, |c| c.memory_limit = bytes)
     }
 
