@@ -306,6 +306,13 @@ impl SleepNotifier {
     }
 
     pub(crate) fn notify(&self, force: bool) {
+        // shoal patch: the waker's half of the sleep handshake. Whatever the
+        // caller published (a channel message, a waker) is ordered before
+        // reading `should_notify`; the sleeper stores `should_notify` and
+        // then fences before it checks its channels (`Reactor::wait`). With
+        // both fences, either the sleeper sees the message or this sees the
+        // flag. Upstream relied on a membarrier syscall on every sleep.
+        std::sync::atomic::fence(Ordering::SeqCst);
         if self
             .should_notify
             .compare_exchange(true, false, Ordering::Relaxed, Ordering::Relaxed)

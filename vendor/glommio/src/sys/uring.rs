@@ -37,7 +37,7 @@ use crate::{
         self,
         blocking::{BlockingThreadOp, BlockingThreadPool},
         dma_buffer::{BufferStorage, DmaBuffer},
-        membarrier, DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer,
+        DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer,
         PollableStatus, Source, SourceType, Statx, TimeSpec64,
     },
     uring_sys::{self, IoRingOp},
@@ -1234,10 +1234,10 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
-    /// shoal patch: whether `latency_preemption_timeout_src` is a preemption
-    /// timer (kept across loops) rather than a user timer armed to wake us
-    /// from sleep (always cancelled on the next loop, as upstream does).
-    latency_timer_preempts: Cell<bool>,
+    /// shoal patch: when `latency_preemption_timeout_src` expires. A pending
+    /// latency timer is kept across loops and sleeps as long as it expires
+    /// no later than the timer wanted then (see `wait`).
+    latency_timer_deadline: Cell<Option<Instant>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1369,7 +1369,7 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
-            latency_timer_preempts: Cell::new(false),
+            latency_timer_deadline: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1834,22 +1834,23 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // shoal patch: a preemption timer that is still pending stays armed
-        // while the executor keeps running; only one that fired is re-armed.
-        // Upstream cancels both timers and arms two new ones on every loop:
-        // four SQEs, two allocated sources and an io_uring_enter per loop,
-        // which at one request in flight per connection is a loop or two per
-        // request. Keeping it only makes a task queue's slice end up to one
-        // preemption period early, as measured from when the timer was armed.
-        //
-        // The latency timer is cancelled below only if we really go to
-        // sleep (otherwise we would wake when it expires); a loop that finds
-        // no runnable task but new completions keeps it.
+        // shoal patch: the latency ring's timer (preemption while tasks run,
+        // or the next user timer while asleep) stays armed across loops and
+        // sleeps while it is pending and expires no later than the timer
+        // wanted now; only then is a new one armed. Upstream cancels it and
+        // arms a new one on every loop, and cancels it again before every
+        // sleep: a TIMEOUT, an ASYNC_CANCEL and their io_uring_enter calls
+        // per loop, which at one request in flight per connection is a loop
+        // or two per request. A kept timer can only fire early: a task
+        // queue's slice ends early, or a sleep ends early and the executor
+        // loops and sleeps again.
+        let now = Instant::now();
         match self.latency_preemption_timeout_src.take() {
-            Some(src) if self.latency_timer_preempts.get() && !src.has_result() => {
-                self.latency_preemption_timeout_src.set(Some(src))
+            Some(src) if !src.has_result() => self.latency_preemption_timeout_src.set(Some(src)),
+            old => {
+                drop(old);
+                self.latency_timer_deadline.set(None);
             }
-            old => drop(old),
         }
 
         // The throughput-based timeout is armed whether or not we sleep.
@@ -1883,22 +1884,18 @@ impl Reactor {
             && lat_ring.can_sleep();
 
         if should_sleep {
-            // shoal patch: the kept preemption timer goes now. Cancelling a
-            // timeout completes at submission, so both completions are
-            // collected here and do not wake the sleep below.
-            if let Some(src) = self.latency_preemption_timeout_src.take() {
-                drop(src);
-                flush_cancellations!(into &mut 0; lat_ring);
-                flush_rings!(lat_ring)?;
-                consume_rings!(into &mut 0; lat_ring);
-            }
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
+            // shoal patch: a kept timer that expires no later does that.
             if let Some(dur) = user_timer {
-                self.latency_timer_preempts.set(false);
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                assert!(flush_rings!(lat_ring)? > 0);
+                let want = now + dur;
+                if self.latency_timer_deadline.get().is_none_or(|d| d > want) {
+                    drop(self.latency_preemption_timeout_src.take());
+                    self.latency_timer_deadline.set(Some(want));
+                    self.latency_preemption_timeout_src
+                        .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                    assert!(flush_rings!(lat_ring)? > 0);
+                }
             }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
@@ -1906,9 +1903,11 @@ impl Reactor {
             // that opened up room. If it did we bail on sleep and go process it.
             self.notifier.prepare_to_sleep();
             // See https://www.scylladb.com/2018/02/15/memory-barriers-seastar-linux/ for
-            // details. This translates to `sys_membarrier()` /
-            // `MEMBARRIER_CMD_PRIVATE_EXPEDITED`
-            membarrier::heavy();
+            // details. shoal patch: a fence here and one in
+            // `SleepNotifier::notify` instead of `sys_membarrier()` on every
+            // sleep (a syscall and IPIs to this process's running threads);
+            // wakers are rare next to sleeps.
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
             let events = process_remote_channels() + self.flush_syscall_thread();
             if events == 0 {
                 if self.eventfd_src.is_installed().unwrap() {
@@ -1925,17 +1924,15 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            // shoal patch: only when none is pending (see above).
-            match self.latency_preemption_timeout_src.take() {
-                Some(src) if self.latency_timer_preempts.get() && !src.has_result() => {
-                    self.latency_preemption_timeout_src.set(Some(src))
-                }
-                old => {
-                    drop(old);
-                    self.latency_timer_preempts.set(true);
-                    self.latency_preemption_timeout_src
-                        .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-                }
+            // shoal patch: only when none is pending that expires no later
+            // (see above); after a sleep the clock is read again.
+            let now = if should_sleep { Instant::now() } else { now };
+            let want = now + preempt;
+            if self.latency_timer_deadline.get().is_none_or(|d| d > want) {
+                drop(self.latency_preemption_timeout_src.take());
+                self.latency_timer_deadline.set(Some(want));
+                self.latency_preemption_timeout_src
+                    .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
             }
             flush_rings!(lat_ring, main_ring)?;
         }
