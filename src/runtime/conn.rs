@@ -109,13 +109,23 @@ pub fn serve(core: Rc<Core>, sock: Socket, peer: Option<SocketAddr>) -> impl Fut
             }
             // Before authentication only a login's worth may wait.
             let buffered = conn.rbuf.as_ref().map_or(0, |b| b.len());
-            if let Some(step) = conn.session.preauth_overflow(buffered) {
-                if let Next::Reply {
-                    bytes: Reply::Static(line),
-                    ..
-                } = step
-                {
-                    let _ = conn.sock.send_all(line).await;
+            // Only the line is kept across the send (the `Next` is consumed
+            // inside the closure), and the send is boxed like the batch: a
+            // `Next` or a send future held here would add ~200 bytes to
+            // every idle connection's future.
+            let refusal = conn
+                .session
+                .preauth_overflow(buffered)
+                .map(|step| match step {
+                    Next::Reply {
+                        bytes: Reply::Static(line),
+                        ..
+                    } => Some(line),
+                    _ => None,
+                });
+            if let Some(line) = refusal {
+                if let Some(line) = line {
+                    let _ = Box::pin(conn.sock.send_all(line)).await;
                 }
                 break;
             }
