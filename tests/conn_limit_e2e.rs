@@ -11,7 +11,6 @@ use common::{eventually, line_value, Client, Cred, Server};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::time::Duration;
 
 const TOO_MANY: &str = "ERROR Too many open connections\r\n";
@@ -181,26 +180,6 @@ fn binary_over_the_limit_at(cores: usize) {
     c.eof_within(Duration::from_secs(5)).unwrap();
 }
 
-/// An admin API request with the operator token: (status, JSON body).
-fn admin(s: &Server, dir: &Path, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
-    let token = std::fs::read_to_string(dir.join("operator.token")).unwrap();
-    let mut c = TcpStream::connect(s.admin.unwrap()).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let req = format!(
-        "{method} /admin/v1{path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\
-         Authorization: Bearer {}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        token.trim(),
-        body.len()
-    );
-    c.write_all(req.as_bytes()).unwrap();
-    let mut raw = String::new();
-    c.read_to_string(&mut raw).unwrap();
-    let (head, text) = raw.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, serde_json::from_str(text).unwrap_or_default())
-}
-
 fn set_by_api_and_cli_and_kept_at(cores: usize) {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start_mt(cores, dir.path(), &[]);
@@ -208,29 +187,25 @@ fn set_by_api_and_cli_and_kept_at(cores: usize) {
     assert!(out.contains("no connection limit"), "{out}");
     let id = cred.cache;
     // The API: create with a limit, change it, refuse nonsense.
-    let (code, v) = admin(
-        &s,
-        dir.path(),
+    let (code, v) = s.operator(
         "POST",
         "/caches",
-        r#"{"name":"api","memory":"8MB","connections":7}"#,
+        Some(r#"{"name":"api","memory":"8MB","connections":7}"#),
     );
     assert_eq!(code, 201, "{v}");
     assert_eq!(v["cache"]["max_connections"], 7);
-    let (code, v) = admin(
-        &s,
-        dir.path(),
+    let (code, v) = s.operator(
         "PATCH",
         &format!("/caches/{id}"),
-        r#"{"connections":2}"#,
+        Some(r#"{"connections":2}"#),
     );
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["cache"]["max_connections"], 2);
     for bad in [r#"{"connections":-1}"#, r#"{"connections":"many"}"#] {
-        let (code, v) = admin(&s, dir.path(), "PATCH", &format!("/caches/{id}"), bad);
+        let (code, v) = s.operator("PATCH", &format!("/caches/{id}"), Some(bad));
         assert_eq!(code, 400, "{bad}: {v}");
     }
-    let (code, v) = admin(&s, dir.path(), "GET", &format!("/caches/{id}"), "");
+    let (code, v) = s.operator("GET", &format!("/caches/{id}"), None);
     assert_eq!((code, &v["cache"]["max_connections"]), (200, &2.into()));
     // The CLI: set it, see it.
     let out = s

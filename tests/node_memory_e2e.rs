@@ -6,8 +6,6 @@ mod common;
 
 use common::{Client, Cred, Server};
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -36,35 +34,9 @@ fn stat(c: &mut Client, name: &str) -> u64 {
         .unwrap()
 }
 
-/// One operator request (Bearer token from the data dir): status and body.
-fn admin(s: &Server, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let dir = s.data_dir.as_ref().unwrap();
-    let token = std::fs::read_to_string(dir.join("operator.token")).unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut c = TcpStream::connect(s.admin.unwrap()).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let req = format!(
-        "{method} /admin/v1{path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\
-         Authorization: Bearer {}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        token.trim(),
-        body.len()
-    );
-    c.write_all(req.as_bytes()).unwrap();
-    let mut raw = String::new();
-    c.read_to_string(&mut raw).unwrap();
-    let (head, text) = raw.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, serde_json::from_str(text).unwrap_or(Value::Null))
-}
-
 fn create(s: &Server, name: &str, memory: Value) -> (u16, Value) {
-    admin(
-        s,
-        "POST",
-        "/caches",
-        Some(json!({"name": name, "memory": memory})),
-    )
+    let body = json!({"name": name, "memory": memory}).to_string();
+    s.operator("POST", "/caches", Some(&body))
 }
 
 fn message(v: &Value) -> String {
@@ -172,13 +144,18 @@ fn plans_are_validated_against_the_node() {
     assert_eq!(st, 409, "{body}");
     assert!(message(&body).contains("plan-overcommit"), "{body}");
     let path = format!("/caches/{b_id}");
-    let (st, body) = admin(&s, "PATCH", &path, Some(json!({"memory": "25MB"})));
+    let (st, body) = s.operator("PATCH", &path, Some(&json!({"memory": "25MB"}).to_string()));
     assert_eq!(st, 409, "{body}");
     assert_eq!(
-        admin(&s, "PATCH", &path, Some(json!({"memory": "14MB"}))).0,
+        s.operator("PATCH", &path, Some(&json!({"memory": "14MB"}).to_string()))
+            .0,
         200
     );
-    assert_eq!(admin(&s, "PATCH", &path, Some(json!({"memory": 1}))).0, 400);
+    assert_eq!(
+        s.operator("PATCH", &path, Some(&json!({"memory": 1}).to_string()))
+            .0,
+        400
+    );
     // The CLI says why.
     let err = s
         .ctl(&["cache", "create", "--name", "c", "--memory", "20MB"])

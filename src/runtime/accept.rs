@@ -153,19 +153,26 @@ impl FdCap {
     }
 }
 
-/// Answers a connection over any limit and closes it, without waiting: a
-/// new socket's send buffer is empty, so the short error always fits.
-pub fn reject(fd: OwnedFd) {
+/// Sends `ERROR Too many open connections` on the open socket `fd` without
+/// waiting (best effort: the short line fits any send buffer with room).
+pub fn tell_too_many(fd: RawFd) {
     let msg = reply::ERROR_TOO_MANY_CONNECTIONS;
-    // SAFETY: `msg` is valid for reads of its length; the fd is open.
+    // SAFETY: `msg` is valid for reads of its length; the caller holds `fd`
+    // open.
     unsafe {
         libc::send(
-            fd.as_raw_fd(),
+            fd,
             msg.as_ptr() as *const libc::c_void,
             msg.len(),
             libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
         )
     };
+}
+
+/// Answers a connection over any limit and closes it, without waiting: a
+/// new socket's send buffer is empty, so the short error always fits.
+pub fn reject(fd: OwnedFd) {
+    tell_too_many(fd.as_raw_fd());
     // Closing with unread input sends a RST instead of a FIN, and a RST can
     // reach the client before it has read the error: read what the client
     // already sent (its first request, typically) and discard it.

@@ -46,19 +46,11 @@ pub fn evict_oldest() -> bool {
 }
 
 fn hang_up(fd: RawFd) {
-    let msg = crate::protocol::reply::ERROR_TOO_MANY_CONNECTIONS;
-    // SAFETY: `fd` is open: a connection leaves this queue before its fd
-    // is closed (`leave` runs in its close, on this thread); `msg` is valid
-    // for its length.
-    unsafe {
-        libc::send(
-            fd,
-            msg.as_ptr() as *const libc::c_void,
-            msg.len(),
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-        );
-        libc::shutdown(fd, libc::SHUT_RDWR);
-    }
+    // `fd` is open: a connection leaves this queue before its fd is closed
+    // (`leave` runs in its close, on this thread).
+    super::accept::tell_too_many(fd);
+    // SAFETY: as above, `fd` is open.
+    unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
 }
 
 /// `fd` authenticated or is closing.

@@ -413,14 +413,36 @@ impl Server {
         auth: Option<(&str, &str)>,
         body: Option<&str>,
     ) -> (u16, serde_json::Value) {
+        let auth = auth.map(|(u, p)| format!("Basic {}", b64(format!("{u}:{p}").as_bytes())));
+        self.request(method, path, auth, body)
+    }
+
+    /// One operator request on the admin endpoint (`/admin/v1{path}`, the
+    /// Bearer token from the data dir): status and JSON body.
+    pub fn operator(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let dir = self.data_dir.as_ref().expect("no data dir");
+        let token = std::fs::read_to_string(dir.join("operator.token")).unwrap();
+        let auth = Some(format!("Bearer {}", token.trim()));
+        self.request(method, &format!("/admin/v1{path}"), auth, body)
+    }
+
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        authorization: Option<String>,
+        body: Option<&str>,
+    ) -> (u16, serde_json::Value) {
         let mut c = TcpStream::connect(self.admin.unwrap()).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut req = format!("{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n");
-        if let Some((u, p)) = auth {
-            req.push_str(&format!(
-                "Authorization: Basic {}\r\n",
-                b64(format!("{u}:{p}").as_bytes())
-            ));
+        if let Some(a) = authorization {
+            req.push_str(&format!("Authorization: {a}\r\n"));
         }
         let body = body.unwrap_or("");
         req.push_str(&format!(
