@@ -20,6 +20,7 @@ mod readiness;
 mod shard;
 mod socket;
 mod tenants;
+mod ticker;
 
 use crate::config::Config;
 use crate::exec::ShardSettings;

@@ -1238,6 +1238,11 @@ pub(crate) struct Reactor {
     /// latency timer is kept across loops and sleeps as long as it expires
     /// no later than the timer wanted then (see `wait`).
     latency_timer_deadline: Cell<Option<Instant>>,
+    /// shoal patch: the kept latency timer was armed for preemption (not
+    /// to end a sleep at the next user timer).
+    latency_timer_is_preempt: Cell<bool>,
+    /// shoal patch: the last sleep was ended by the latency timer alone.
+    woke_by_timer: Cell<bool>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1370,6 +1375,8 @@ impl Reactor {
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
             latency_timer_deadline: Cell::new(None),
+            latency_timer_is_preempt: Cell::new(false),
+            woke_by_timer: Cell::new(false),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1845,12 +1852,19 @@ impl Reactor {
         // queue's slice ends early, or a sleep ends early and the executor
         // loops and sleeps again.
         let now = Instant::now();
-        match self.latency_preemption_timeout_src.take() {
-            Some(src) if !src.has_result() => self.latency_preemption_timeout_src.set(Some(src)),
-            old => {
-                drop(old);
-                self.latency_timer_deadline.set(None);
-            }
+        self.forget_fired_latency_timer(now);
+        // An executor that is about to park and whose last sleep was ended
+        // by its kept preemption timer alone is idle: keeping each new
+        // slice's preemption timer through the sleep would wake it every
+        // preemption period (200 times a second at 5 ms) for nothing. Drop
+        // it, as upstream does before every sleep; the sleep then waits for
+        // the next user timer or I/O.
+        if self.woke_by_timer.get()
+            && self.latency_timer_is_preempt.get()
+            && preempt_timer().is_none()
+        {
+            drop(self.latency_preemption_timeout_src.take());
+            self.latency_timer_deadline.set(None);
         }
 
         // The throughput-based timeout is armed whether or not we sleep.
@@ -1889,9 +1903,15 @@ impl Reactor {
             // shoal patch: a kept timer that expires no later does that.
             if let Some(dur) = user_timer {
                 let want = now + dur;
+                // The kept timer may have completed since the check above
+                // (the flush and consume just before collect completions):
+                // sleeping on a timer that already fired would sleep until
+                // unrelated I/O, past every user timer. Look again.
+                self.forget_fired_latency_timer(Instant::now());
                 if self.latency_timer_deadline.get().is_none_or(|d| d > want) {
                     drop(self.latency_preemption_timeout_src.take());
                     self.latency_timer_deadline.set(Some(want));
+                    self.latency_timer_is_preempt.set(false);
                     self.latency_preemption_timeout_src
                         .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
                     assert!(flush_rings!(lat_ring)? > 0);
@@ -1916,7 +1936,12 @@ impl Reactor {
                     // May have new cancellations related to the link ring fd.
                     flush_cancellations!(into &mut 0; lat_ring, poll_ring, main_ring);
                     flush_rings!(lat_ring, poll_ring, main_ring)?;
-                    consume_rings!(into &mut 0; lat_ring, poll_ring, main_ring);
+                    let mut woke_after = 0;
+                    consume_rings!(into &mut woke_after; lat_ring, poll_ring, main_ring);
+                    let timer = self.latency_preemption_timeout_src.take();
+                    self.woke_by_timer
+                        .set(woke_after == 0 && timer.as_ref().is_some_and(|t| t.has_result()));
+                    self.latency_preemption_timeout_src.set(timer);
                 }
                 // Woke up, so no need to notify us anymore.
                 self.notifier.wake_up();
@@ -1928,9 +1953,11 @@ impl Reactor {
             // (see above); after a sleep the clock is read again.
             let now = if should_sleep { Instant::now() } else { now };
             let want = now + preempt;
+            self.forget_fired_latency_timer(now);
             if self.latency_timer_deadline.get().is_none_or(|d| d > want) {
                 drop(self.latency_preemption_timeout_src.take());
                 self.latency_timer_deadline.set(Some(want));
+                self.latency_timer_is_preempt.set(true);
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
             }
@@ -1945,6 +1972,27 @@ impl Reactor {
         // need_preempt() should be false at this point. As soon as the next event
         // in the preempt ring completes, though, then it will be true.
         Ok(should_sleep)
+    }
+
+    /// shoal patch: drops the kept latency timer (patch 9) once it has a
+    /// result or its deadline is not after `now`. A timer whose deadline
+    /// passed but whose completion was not collected yet (with
+    /// COOP_TASKRUN it is posted at the next kernel entry) counts as fired:
+    /// replacing it costs one TIMEOUT, keeping it could leave a sleep with
+    /// no timer at all.
+    fn forget_fired_latency_timer(&self, now: Instant) {
+        match self.latency_preemption_timeout_src.take() {
+            Some(src)
+                if !src.has_result()
+                    && self.latency_timer_deadline.get().is_some_and(|d| d > now) =>
+            {
+                self.latency_preemption_timeout_src.set(Some(src))
+            }
+            old => {
+                drop(old);
+                self.latency_timer_deadline.set(None);
+            }
+        }
     }
 
     pub(crate) fn flush_syscall_thread(&self) -> usize {
