@@ -44,13 +44,20 @@ fn idle_cores_answer(cores: usize) {
         worst = worst.max(took);
         assert_eq!(status, 200, "call {i} GET {path}: {body}");
         // One tick is 50 ms; a second is far beyond any scheduling noise.
-        assert!(took < Duration::from_secs(1), "call {i} GET {path} took {took:?}");
+        assert!(
+            took < Duration::from_secs(1),
+            "call {i} GET {path} took {took:?}"
+        );
     }
     eprintln!("{cores} cores: slowest probe answer {worst:?}");
     let t = Instant::now();
     assert!(s.terminate(), "SIGTERM did not stop the server cleanly");
     // The signal thread exits anyway after 3 s: a clean stop is well before.
-    assert!(t.elapsed() < Duration::from_millis(2500), "stop took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(2500),
+        "stop took {:?}",
+        t.elapsed()
+    );
 }
 
 #[test]

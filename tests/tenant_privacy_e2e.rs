@@ -64,3 +64,86 @@ fn open_mode_verbosity_is_server_wide() {
     assert_eq!(b.stats("settings")["verbosity"], "2");
     assert_eq!(a.call("verbosity 0\r\n"), "OK\r\n");
 }
+
+/// One SASL PLAIN AUTH (binary 0x21) as `user`/`pass`: the reply status.
+fn sasl_plain(s: &Server, user: &str, pass: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut t = std::net::TcpStream::connect(s.addr).unwrap();
+    t.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let key = b"PLAIN";
+    let value = format!("\0{user}\0{pass}");
+    let mut f = vec![0x80, 0x21];
+    f.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0, 0]);
+    f.extend_from_slice(&((key.len() + value.len()) as u32).to_be_bytes());
+    f.extend_from_slice(&[0; 12]);
+    f.extend_from_slice(key);
+    f.extend_from_slice(value.as_bytes());
+    t.write_all(&f).unwrap();
+    let mut h = [0u8; 24];
+    t.read_exact(&mut h).unwrap();
+    let mut body = vec![0; u32::from_be_bytes([h[8], h[9], h[10], h[11]]) as usize];
+    t.read_exact(&mut body).unwrap();
+    u16::from_be_bytes([h[6], h[7]])
+}
+
+/// auth_cmds and auth_errors count in the stats of the cache whose
+/// credential a login named (ASCII in both forms, and SASL PLAIN), whether
+/// it succeeded or not; another cache's stats do not see them.
+fn auth_counts_per_cache(cores: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_mt(cores, dir.path(), &[]);
+    let a = s.create_cache("a", "8MB");
+    let b = s.create_cache("b", "8MB");
+    // a: 3 good logins (one of them the stats connection below), 4 failed.
+    let _c1 = s.login(&a.user, &a.pass);
+    assert_eq!(sasl_plain(&s, &a.user, &a.pass), 0);
+    let mut bad = s.connect();
+    let wrong = "0".repeat(a.pass.len());
+    assert_eq!(
+        bad.call(&format!(
+            "set {} 0 0 {}\r\n{wrong}\r\n",
+            a.user,
+            wrong.len()
+        )),
+        "CLIENT_ERROR authentication failure\r\n"
+    );
+    let token = format!("{} nope", a.user);
+    assert_eq!(
+        bad.call(&format!("set anykey 0 0 {}\r\n{token}\r\n", token.len())),
+        "CLIENT_ERROR authentication failure\r\n"
+    );
+    assert_eq!(sasl_plain(&s, &a.user, "nope"), 0x20);
+    let long = "x".repeat(20_000);
+    assert_eq!(
+        bad.call(&format!("set {} 0 0 {}\r\n{long}\r\n", a.user, long.len())),
+        "CLIENT_ERROR auth token too long\r\n"
+    );
+    // Unknown usernames count server-wide only.
+    assert_eq!(sasl_plain(&s, "nobody", "x"), 0x20);
+    let mut ca = s.login(&a.user, &a.pass);
+    let st = ca.stats("");
+    assert_eq!(
+        (st["auth_cmds"].as_str(), st["auth_errors"].as_str()),
+        ("7", "4"),
+        "{st:?}"
+    );
+    let mut cb = s.login(&b.user, &b.pass);
+    let st = cb.stats("");
+    assert_eq!(
+        (st["auth_cmds"].as_str(), st["auth_errors"].as_str()),
+        ("1", "0"),
+        "{st:?}"
+    );
+}
+
+#[test]
+fn auth_counts_per_cache_one_core() {
+    auth_counts_per_cache(1);
+}
+
+#[test]
+fn auth_counts_per_cache_two_cores() {
+    auth_counts_per_cache(2);
+}

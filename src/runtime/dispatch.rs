@@ -313,6 +313,7 @@ impl Conn {
                 core.stats.auth_cmds.incr();
                 match result {
                     Ok(login) => {
+                        count_auth(core.id, Some(login.cache_id), false);
                         if !self.log_in(login) {
                             // The cache is at its connection limit:
                             // memcached's answer at -c, then hang up.
@@ -321,15 +322,17 @@ impl Conn {
                         }
                         reply::STORED
                     }
-                    Err(line) => {
+                    Err((line, cache)) => {
                         core.stats.auth_errors.incr();
+                        count_auth(core.id, cache, true);
                         line
                     }
                 }
             }
-            AsciiLogin::TooLong => {
+            AsciiLogin::TooLong(cache) => {
                 core.stats.auth_cmds.incr();
                 core.stats.auth_errors.incr();
+                count_auth(core.id, cache, true);
                 reply::CLIENT_ERROR_AUTH_TOKEN_TOO_LONG
             }
             AsciiLogin::NotLogin => reply::CLIENT_ERROR_UNAUTHENTICATED,
@@ -361,15 +364,17 @@ impl Conn {
                 core.refresh_registry();
                 let login = session::sasl_login(&core.registry.borrow(), req);
                 match login {
-                    Some(login) => {
+                    Ok(login) => {
+                        count_auth(core.id, Some(login.cache_id), false);
                         if !self.log_in(login) {
                             bin::encode::error_msg(&mut self.out, req, Status::AuthError, TOO_MANY);
                             return Flow::Close;
                         }
                         bin::encode::success_value(&mut self.out, req, b"Authenticated");
                     }
-                    None => {
+                    Err(cache) => {
                         core.stats.auth_errors.incr();
+                        count_auth(core.id, cache, true);
                         bin::encode::error(&mut self.out, req, Status::AuthError);
                     }
                 }
@@ -426,5 +431,20 @@ impl Conn {
         }
         self.forward_to_others(|| RemoteOp::MemLimit { bytes: per_core });
         reply::OK
+    }
+}
+
+/// Counts a login attempt (and, when it failed, an auth error) in the
+/// stats of the cache whose credential it named, on core `core`; the
+/// server-wide counters are kept by the caller. Attempts naming no known
+/// credential count server-wide only.
+fn count_auth(core: usize, cache: Option<u32>, failed: bool) {
+    let Some(id) = cache else {
+        return;
+    };
+    let stats = crate::stats::cache(id).core(core);
+    stats.auth_cmds.incr();
+    if failed {
+        stats.auth_errors.incr();
     }
 }

@@ -333,10 +333,11 @@ pub enum Recheck<'a> {
 /// The outcome of a text login attempt (protocol.md §1.5): a `set`
 /// carrying the credentials; anything else is T-1.
 pub enum AsciiLogin {
-    /// Counted as an auth command; `Ok` logs in.
-    Attempt(Result<tenancy::Session, &'static [u8]>),
-    /// Counted as a failed auth command.
-    TooLong,
+    /// Counted as an auth command; `Ok` logs in. `Err` names the cache
+    /// whose credential the attempt named, if any (its `auth_errors`).
+    Attempt(Result<tenancy::Session, (&'static [u8], Option<u32>)>),
+    /// Counted as a failed auth command (of the cache the key names).
+    TooLong(Option<u32>),
     /// Not a login at all.
     NotLogin,
 }
@@ -348,21 +349,25 @@ pub fn ascii_login(registry: &Registry, req: &Request) -> AsciiLogin {
             key,
             data,
             ..
-        } => AsciiLogin::Attempt(tenancy::authenticate_ascii(registry, key, data)),
+        } => AsciiLogin::Attempt(
+            tenancy::authenticate_ascii(registry, key, data)
+                .map_err(|line| (line, tenancy::ascii_claimed_cache(registry, key, data))),
+        ),
         Command::TooLarge {
             mode: StoreMode::Set,
-            ..
-        } => AsciiLogin::TooLong,
+            key,
+        } => AsciiLogin::TooLong(registry.cache_of(key)),
         _ => AsciiLogin::NotLogin,
     }
 }
 
 /// Binary SASL AUTH (protocol.md §1.7): PLAIN through rsasl; any other
-/// mechanism fails.
-pub fn sasl_login(registry: &Registry, req: &BinRequest) -> Option<tenancy::Session> {
-    if &req.key[..] == b"PLAIN" {
-        tenancy::authenticate_plain(registry, &req.value)
-    } else {
-        None
+/// mechanism fails. `Err` names the cache whose credential a failed PLAIN
+/// message named, if any.
+pub fn sasl_login(registry: &Registry, req: &BinRequest) -> Result<tenancy::Session, Option<u32>> {
+    if &req.key[..] != b"PLAIN" {
+        return Err(None);
     }
+    tenancy::authenticate_plain(registry, &req.value)
+        .ok_or_else(|| tenancy::plain_claimed_cache(registry, &req.value))
 }

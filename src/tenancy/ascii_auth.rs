@@ -50,6 +50,19 @@ pub fn authenticate_ascii(
     }
 }
 
+/// The cache whose credential an auth `set` names, whether or not it
+/// authenticates: the key when it is a known username (MemCachier form),
+/// else the username before the value's first space (`-Y` form). A failed
+/// login is counted in that cache's `auth_errors`, so a cache's own stats
+/// show attempts on its credentials.
+pub fn ascii_claimed_cache(registry: &Registry, key: &[u8], value: &[u8]) -> Option<u32> {
+    if let Some(id) = registry.cache_of(key) {
+        return Some(id);
+    }
+    let i = value.iter().position(|&b| b == b' ')?;
+    registry.cache_of(&value[..i])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +165,18 @@ mod tests {
             authenticate_ascii(&r, b"k", &v),
             Err(reply::CLIENT_ERROR_AUTH_FAILURE)
         );
+    }
+
+    #[test]
+    fn claimed_cache_names_the_credential_tried() {
+        let r = registry(true);
+        // MemCachier form: the key, whatever the value.
+        assert_eq!(ascii_claimed_cache(&r, b"15F38E", b"wrong"), Some(5));
+        // -Y form: the username before the first space.
+        assert_eq!(ascii_claimed_cache(&r, b"k", b"15F38E wrong"), Some(5));
+        // Nothing known.
+        assert_eq!(ascii_claimed_cache(&r, b"ABCDEF", b"wrong"), None);
+        assert_eq!(ascii_claimed_cache(&r, b"k", b"ABCDEF x"), None);
+        assert_eq!(ascii_claimed_cache(&r, b"k", b""), None);
     }
 }

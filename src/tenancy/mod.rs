@@ -24,9 +24,9 @@ mod store;
 
 use serde::{Deserialize, Serialize};
 
-pub use ascii_auth::authenticate_ascii;
+pub use ascii_auth::{ascii_claimed_cache, authenticate_ascii};
 pub use registry::{Registry, Session};
-pub use sasl::{authenticate_plain, plain_mechs};
+pub use sasl::{authenticate_plain, plain_claimed_cache, plain_mechs};
 pub use secret::is_username_shaped;
 pub use store::write_private;
 pub use store::{

@@ -157,6 +157,12 @@ impl Registry {
     pub fn has_username(&self, username: &[u8]) -> bool {
         self.creds.contains_key(username)
     }
+
+    /// The cache `username` belongs to (enabled or not), if it is a
+    /// credential in this snapshot.
+    pub fn cache_of(&self, username: &[u8]) -> Option<u32> {
+        self.creds.get(username).map(|e| e.cache_id)
+    }
 }
 
 impl std::fmt::Debug for Registry {

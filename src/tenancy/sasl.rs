@@ -75,6 +75,20 @@ fn config() -> Option<&'static Arc<SASLConfig>> {
 /// cache, or malformed input. PLAIN is single-step, so a SASL_STEP carrying
 /// the same payload is handled by calling this again.
 pub fn authenticate_plain(registry: &Registry, initial: &[u8]) -> Option<Session> {
+    let (user, pass) = offered(initial)?;
+    registry.authenticate(user.as_bytes(), &pass)
+}
+
+/// The cache whose credential a PLAIN message names (the authcid), whether
+/// or not the password is right: a failed login counts in that cache's
+/// `auth_errors`. None for malformed messages and unknown usernames.
+pub fn plain_claimed_cache(registry: &Registry, initial: &[u8]) -> Option<u32> {
+    let (user, _) = offered(initial)?;
+    registry.cache_of(user.as_bytes())
+}
+
+/// The identity and password a PLAIN message offers, parsed by rsasl.
+fn offered(initial: &[u8]) -> Option<(String, Vec<u8>)> {
     let mech = Mechname::parse(b"PLAIN").ok()?;
     let mut session = SASLServer::<Offered>::new(Arc::clone(config()?))
         .start_suggested(mech)
@@ -84,8 +98,7 @@ pub fn authenticate_plain(registry: &Registry, initial: &[u8]) -> Option<Session
         Ok(State::Finished(MessageSent::No)) => {}
         _ => return None,
     }
-    let (user, pass) = session.validation()??;
-    registry.authenticate(user.as_bytes(), &pass)
+    session.validation()?
 }
 
 #[cfg(test)]
@@ -193,5 +206,14 @@ mod tests {
                 .collect();
             assert!(authenticate_plain(&r, &bytes).is_none());
         }
+    }
+
+    #[test]
+    fn claimed_cache_is_the_authcid_s() {
+        let r = registry(true);
+        assert_eq!(plain_claimed_cache(&r, b"\x0015F38E\x00wrong"), Some(3));
+        assert_eq!(plain_claimed_cache(&r, GOOD), Some(3));
+        assert_eq!(plain_claimed_cache(&r, b"\x00AAAAAA\x00x"), None);
+        assert_eq!(plain_claimed_cache(&r, b"garbage"), None);
     }
 }
