@@ -135,6 +135,18 @@ fn introspection(cores: usize) {
         (k["in_cache"].clone(), k["size"].clone()),
         (json!(true), json!(13))
     );
+    // Every request sampled and the key tracked from its first: exact, and
+    // said so.
+    assert_eq!(
+        (
+            k["estimated"].clone(),
+            k["sample_rate"].clone(),
+            k["hit_count_range"].clone(),
+            k["miss_count_range"].clone()
+        ),
+        (json!(false), json!(1), json!([30, 30]), json!([0, 0])),
+        "{ks}"
+    );
     let (_, gone) = s.api_v2(
         "GET",
         &path(&a, "introspection/key_stats?key=user:5"),
@@ -466,7 +478,44 @@ fn introspection_off(cores: usize) {
     );
 }
 
+/// At the default sampling (1 in 8) key_stats says its counts are
+/// estimates and gives each a range around its value (the case:
+/// set once, missed 3 times, read 10 times). That the ranges hold the truth
+/// ~95% of the time is checked by `introspect::estimate`'s simulation.
+fn key_stats_sampled(cores: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_mt(cores, dir.path(), &[]);
+    let a = s.create_cache("sampled", "8MB");
+    let mut da = s.login(&a.user, &a.pass);
+    for _ in 0..3 {
+        assert!(da.get("k").is_none());
+    }
+    assert_eq!(da.set("k", b"v"), "STORED\r\n");
+    for _ in 0..10 {
+        assert!(da.get("k").is_some());
+    }
+    let (st, ks) = s.api_v2(
+        "GET",
+        &format!("/caches/{}/introspection/key_stats?key=k", a.cache),
+        a.basic(),
+        None,
+    );
+    assert_eq!(st, 200, "{ks}");
+    let k = &ks[0];
+    assert_eq!(k["estimated"], json!(true), "{ks}");
+    assert_eq!(k["sample_rate"], json!(8), "{ks}");
+    for name in ["hit_count", "miss_count", "mutation_count"] {
+        let value = k[name].as_u64().unwrap();
+        let range = &k[format!("{name}_range")];
+        let (low, high) = (range[0].as_u64().unwrap(), range[1].as_u64().unwrap());
+        assert!(low <= value && value <= high, "{name}: {ks}");
+        assert!(high > low, "{name}: a sampled count has a width: {ks}");
+        assert_eq!(value % 8, 0, "{name}: scaled by the rate: {ks}");
+    }
+}
+
 at_1_and_2_cores! {
     introspection_routes => introspection;
     introspection_can_be_off => introspection_off;
+    key_stats_says_when_it_estimates => key_stats_sampled;
 }

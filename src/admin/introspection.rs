@@ -5,7 +5,7 @@
 //! | `GET introspection/recent_logs` | 200 `{server: [{timestamp, key, command, status, size}]}`, the last 100 |
 //! | `GET introspection/compound_stats?startTime=&endTime=` | 200 `[{name, columns, values}]` |
 //! | `GET introspection/popular_items` | 200 `{time_slice, most_hit_keys, most_missed_keys, most_mutated_keys, popular_prefixes}` |
-//! | `GET introspection/key_stats?key=` | 200 `[{timestamp, name, size, hit_count, miss_count, mutation_count, in_cache}]` |
+//! | `GET introspection/key_stats?key=` | 200 `[{timestamp, name, size, hit_count, miss_count, mutation_count, in_cache, estimated, sample_rate, hit_count_range, miss_count_range, mutation_count_range}]` (counts are sampled estimates; each `*_range` holds the true count at ~95%, see `introspect::estimate`) |
 //! | `GET introspection/prefixes` | 200 `[{id, name}]` |
 //! | `POST introspection/prefixes {name}` | 200 `{id, name}` |
 //! | `DELETE introspection/prefixes/:prefix_id` | 204 |
@@ -35,7 +35,7 @@ use super::body::{canonical_id, parse_json, time_range, ApiError};
 use super::history::iso8601;
 use super::probe::{ask, Probe};
 use super::AdminState;
-use crate::introspect::{merge_logs, merge_popular, CoreReport, Popular, Top, LOG_LEN};
+use crate::introspect::{merge_logs, merge_popular, CoreReport, Estimate, Popular, Top, LOG_LEN};
 use crate::tenancy::{Cache, WatchedPrefix};
 
 type Shared = State<Arc<AdminState>>;
@@ -177,22 +177,26 @@ async fn key_stats(
         ..Probe::default()
     })
     .await?;
-    // Only the owner core has the item; the sketches of all cores add up.
-    let (mut size, mut hits, mut misses, mut mutations) = (None, 0, 0, 0);
-    for k in answers.iter().filter_map(|a| a.key.as_ref()) {
-        size = size.or(k.size);
-        hits += k.hits;
-        misses += k.misses;
-        mutations += k.mutations;
-    }
+    // Only the key's owner core answers (none when the cache was never
+    // used there: then nothing was counted, exactly).
+    let k = answers
+        .iter()
+        .find_map(|a| a.key.clone())
+        .unwrap_or_default();
+    let range = |e: &Estimate| json!([e.low, e.high]);
     Ok(Json(json!([{
         "timestamp": iso8601(crate::clock::unix_now() as u64),
         "name": key,
-        "size": size.unwrap_or(0),
-        "hit_count": hits,
-        "miss_count": misses,
-        "mutation_count": mutations,
-        "in_cache": size.is_some(),
+        "size": k.size.unwrap_or(0),
+        "hit_count": k.hits.value,
+        "miss_count": k.misses.value,
+        "mutation_count": k.mutations.value,
+        "in_cache": k.size.is_some(),
+        "estimated": !(k.hits.exact() && k.misses.exact() && k.mutations.exact()),
+        "sample_rate": k.sample_every.max(1),
+        "hit_count_range": range(&k.hits),
+        "miss_count_range": range(&k.misses),
+        "mutation_count_range": range(&k.mutations),
     }]))
     .into_response())
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::body::ApiError;
-use crate::introspect::CoreReport;
+use crate::introspect::{CoreReport, Estimate};
 
 /// What to ask every core about `cache`.
 #[derive(Clone, Debug, Default)]
@@ -34,14 +34,16 @@ pub struct Probe {
     pub walk: bool,
 }
 
-/// One key on one core.
+/// One key, from the core that owns it.
 #[derive(Clone, Debug, Default)]
 pub struct KeyAnswer {
-    /// The value's size when the key is in the cache on this core.
+    /// The value's size when the key is in the cache.
     pub size: Option<u64>,
-    pub hits: u64,
-    pub misses: u64,
-    pub mutations: u64,
+    pub hits: Estimate,
+    pub misses: Estimate,
+    pub mutations: Estimate,
+    /// The sketches sample 1 request in this many (0: introspection off).
+    pub sample_every: u32,
 }
 
 /// One core's answer (empty parts when the cache has no shard there).

@@ -33,11 +33,13 @@
 //! watched prefixes and ≈ 360 KB with ten, at worst-case key lengths;
 //! typical keys (tens of bytes) need a fraction of that.
 
+pub mod estimate;
 mod log;
 mod topk;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use estimate::Estimate;
 use log::Log;
 use topk::SpaceSaving;
 
@@ -419,15 +421,23 @@ impl Introspect {
     /// Estimated (hits, misses, mutations) of `key` from the sketches,
     /// scaled by `sample_every`; 0 where the key is not tracked.
     pub fn key_counts(&self, key: &[u8]) -> (u64, u64, u64) {
+        let [h, m, u] = self.key_estimates(key);
+        (h.value, m.value, u.value)
+    }
+
+    /// [hits, misses, mutations] of `key`: each estimate with the range
+    /// that holds the true (decayed) count at about 95% ([`estimate`]).
+    pub fn key_estimates(&self, key: &[u8]) -> [Estimate; 3] {
         let key = &key[..key.len().min(MAX_KEY_LEN)];
         let h = hash(key);
-        let n = u64::from(self.sample_every);
-        let est = |s: &SpaceSaving| s.get(key, h).map_or(0, |(c, _)| c.saturating_mul(n));
-        (
+        let est = |s: &SpaceSaving| {
+            estimate::estimate(s.get(key, h), s.untracked_max(), self.sample_every)
+        };
+        [
             est(&self.keys.hits),
             est(&self.keys.misses),
             est(&self.keys.mutations),
-        )
+        ]
     }
 
     /// Halves every sketch count (once per [`DECAY_SECS`] passed) when `now`

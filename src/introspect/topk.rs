@@ -196,6 +196,16 @@ impl SpaceSaving {
         }
     }
 
+    /// The most an untracked key can have been counted: the smallest
+    /// tracked count once every entry is taken (Space-Saving hands an
+    /// evicted key's count to its successor), else 0.
+    pub fn untracked_max(&self) -> u64 {
+        match &self.t {
+            Some(t) if t.len == TOP_K => t.counts.iter().copied().min().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
     /// Tracked keys: `(key, count, error)`, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], u64, u64)> + '_ {
         self.t

@@ -212,17 +212,23 @@ impl Core {
                 if probe.report {
                     answer.report = shard.introspect.as_ref().map(|i| i.report());
                 }
-                if let Some(key) = &probe.key {
-                    let (hits, misses, mutations) = shard
-                        .introspect
-                        .as_ref()
-                        .map_or((0, 0, 0), |i| i.key_counts(key));
+                // Only the key's owner stores it and records its requests
+                // (other cores forward them there).
+                if let Some(key) = probe
+                    .key
+                    .as_ref()
+                    .filter(|k| self.owner(probe.cache, k) == self.id)
+                {
+                    let i = shard.introspect.as_ref();
+                    let [hits, misses, mutations] =
+                        i.map(|i| i.key_estimates(key)).unwrap_or_default();
                     let size = shard.store.peek(key, now).map(|it| it.value.len() as u64);
                     answer.key = Some(KeyAnswer {
                         size,
                         hits,
                         misses,
                         mutations,
+                        sample_every: i.map_or(0, |i| i.sample_every()),
                     });
                 }
                 if !probe.scan.is_empty() {
