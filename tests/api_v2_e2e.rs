@@ -128,6 +128,52 @@ fn api_v2_routes(cores: usize) {
         200
     );
     assert!(c.closed() || c.call("get x\r\n").is_empty(), "revoked");
+
+    // POST with a body: the capabilities asked for (an omitted one on);
+    // a body that is not that object is refused, never ignored.
+    let (st, ro) = api(
+        &s,
+        "POST",
+        &path("credentials"),
+        me,
+        Some(r#"{"write_capability":false,"flush_capability":false}"#),
+    );
+    assert_eq!(st, 201, "{ro}");
+    assert_eq!(
+        (
+            ro["write_capability"].clone(),
+            ro["flush_capability"].clone(),
+            ro["api_capability"].clone()
+        ),
+        (Value::Bool(false), Value::Bool(false), Value::Bool(true)),
+        "{ro}"
+    );
+    let mut r = login(
+        &s,
+        ro["sasl_username"].as_str().unwrap(),
+        ro["sasl_password"].as_str().unwrap(),
+    );
+    assert_eq!(r.call("set k 0 0 1\r\nv\r\n"), "NOT_STORED\r\n");
+    let before = api(&s, "GET", &path("credentials"), me, None)
+        .1
+        .as_array()
+        .unwrap()
+        .len();
+    for bad in [
+        r#"{"read_only":true}"#,
+        r#"{"write_capability":"no"}"#,
+        "not json",
+        "[]",
+    ] {
+        let (st, body) = api(&s, "POST", &path("credentials"), me, Some(bad));
+        assert_eq!(st, 400, "{bad}: {body}");
+    }
+    let after = api(&s, "GET", &path("credentials"), me, None)
+        .1
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(before, after, "a refused POST creates nothing");
     assert_eq!(
         api(&s, "DELETE", &path("credentials/FFFFFF"), me, None).0,
         404

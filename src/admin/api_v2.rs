@@ -7,7 +7,7 @@
 //! | --- | --- |
 //! | `GET info` | 200 cache object with its credentials |
 //! | `GET credentials` | 200 list of credentials |
-//! | `POST credentials` | 201 the new credential (all capabilities) |
+//! | `POST credentials [{write_capability, flush_capability, api_capability}]` | 201 the new credential (an omitted capability on; no body: all) |
 //! | `PATCH credentials/:user {write_capability, flush_capability, api_capability}` | 200 the capabilities (an omitted one becomes false) |
 //! | `DELETE credentials/:user` | 200 |
 //! | `POST credentials/primary/:user` | 200 the promoted credential |
@@ -126,13 +126,36 @@ async fn list_credentials(
     Ok(Json(Value::Array(list)).into_response())
 }
 
+/// POST body (optional; MemCachier's has none): the new credential's
+/// capabilities, an omitted one on. A body that is not this is refused
+/// rather than ignored, so a read-only credential asked for is never
+/// created with every capability.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewCapsBody {
+    write_capability: Option<bool>,
+    flush_capability: Option<bool>,
+    api_capability: Option<bool>,
+}
+
 async fn create_credential(
     State(state): Shared,
     headers: HeaderMap,
     Path(id): Path<String>,
+    body: Bytes,
 ) -> ApiResult {
     let cache = authorize(&state, &headers, &id)?;
-    let cred = state.mutate(|s| s.add_credential(cache.id, Caps::ALL))?;
+    let caps = if body.iter().all(u8::is_ascii_whitespace) {
+        Caps::ALL
+    } else {
+        let req: NewCapsBody = parse_json(&body)?;
+        Caps {
+            write: req.write_capability.unwrap_or(true),
+            flush: req.flush_capability.unwrap_or(true),
+            api: req.api_capability.unwrap_or(true),
+        }
+    };
+    let cred = state.mutate(|s| s.add_credential(cache.id, caps))?;
     Ok((StatusCode::CREATED, Json(credential_json(&cred))).into_response())
 }
 
