@@ -5,8 +5,7 @@
 //! Regression: a core whose sleep lost its timer (a race in the vendored
 //! glommio's kept latency timer) slept until a client connected; in CI the
 //! API then answered 503 "the cache's cores did not answer" for 40 s and
-//! the stop hung. The tick is now a timerfd watched through the core's
-//! epoll instance, and the race is fixed in vendor/glommio (PATCHES.md 11).
+//! the stop hung. The race is fixed in vendor/glommio (PATCHES.md 11).
 //!
 //! The calls come at irregular intervals (0 to 120 ms) so that wake-ups of
 //! every kind land at every point of a core's sleep/wake cycle; each must

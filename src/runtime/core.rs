@@ -6,7 +6,6 @@ use super::mesh::{Batch, Replies};
 use super::pool::{Pools, ReadBuf};
 use super::readiness::Readiness;
 use super::shard;
-use super::ticker::Ticker;
 use crate::admin::probe::{CoreAnswer, KeyAnswer};
 use crate::config::Config;
 use crate::exec::{Shard, ShardSettings};
@@ -381,12 +380,10 @@ pub async fn core_main(
         glommio::spawn_local(super::accept::accept_loop(core.clone(), listener, fds[id])).detach();
     server.ready.fetch_add(1, Ordering::AcqRel);
 
-    // Maintenance and shutdown watch on a slow tick (a timerfd: see ticker).
-    let ticker = Ticker::new(core.readiness.clone(), Duration::from_millis(50))
-        .map_err(|e| format!("cannot create the maintenance timer: {e}"))?;
+    // Maintenance and shutdown watch on a slow tick.
     let mut ticks = 0u32;
     while !server.shutdown.load(Ordering::Acquire) {
-        ticker.tick().await;
+        sleep(Duration::from_millis(50)).await;
         ticks = ticks.wrapping_add(1);
         core.refresh_registry();
         core.answer_probes();
@@ -403,7 +400,7 @@ pub async fn core_main(
         if server.conns.load(Ordering::Acquire) == 0 {
             break;
         }
-        ticker.tick().await;
+        sleep(Duration::from_millis(50)).await;
     }
     Ok(())
 }

@@ -20,7 +20,6 @@ mod readiness;
 mod shard;
 mod socket;
 mod tenants;
-mod ticker;
 
 use crate::config::Config;
 use crate::exec::ShardSettings;
