@@ -9,7 +9,7 @@ mod common;
 
 use common::{eventually, line_value, Client, Cred, Server};
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -140,25 +140,7 @@ fn limit_caps_logins_at(cores: usize) {
 /// The binary protocol: SASL PLAIN AUTH over the limit gets an auth error
 /// carrying the reason, then the connection is closed.
 fn binary_auth(s: &Server, cred: &Cred) -> (TcpStream, u16, Vec<u8>) {
-    let mut t = TcpStream::connect(s.addr).unwrap();
-    t.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let key = b"PLAIN";
-    let value = format!("\0{}\0{}", cred.user, cred.pass);
-    let mut f = vec![0x80, 0x21];
-    f.extend_from_slice(&(key.len() as u16).to_be_bytes());
-    f.extend_from_slice(&[0, 0, 0, 0]);
-    f.extend_from_slice(&((key.len() + value.len()) as u32).to_be_bytes());
-    f.extend_from_slice(&[0; 12]);
-    f.extend_from_slice(key);
-    f.extend_from_slice(value.as_bytes());
-    t.write_all(&f).unwrap();
-    let mut h = [0u8; 24];
-    t.read_exact(&mut h).unwrap();
-    assert_eq!((h[0], h[1]), (0x81, 0x21), "{h:?}");
-    let status = u16::from_be_bytes([h[6], h[7]]);
-    let mut body = vec![0; u32::from_be_bytes([h[8], h[9], h[10], h[11]]) as usize];
-    t.read_exact(&mut body).unwrap();
-    (t, status, body)
+    common::sasl_plain(s.addr, &cred.user, &cred.pass)
 }
 
 fn binary_over_the_limit_at(cores: usize) {

@@ -65,27 +65,9 @@ fn open_mode_verbosity_is_server_wide() {
     assert_eq!(a.call("verbosity 0\r\n"), "OK\r\n");
 }
 
-/// One SASL PLAIN AUTH (binary 0x21) as `user`/`pass`: the reply status.
+/// One SASL PLAIN AUTH as `user`/`pass`: the reply status.
 fn sasl_plain(s: &Server, user: &str, pass: &str) -> u16 {
-    use std::io::{Read, Write};
-    let mut t = std::net::TcpStream::connect(s.addr).unwrap();
-    t.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    let key = b"PLAIN";
-    let value = format!("\0{user}\0{pass}");
-    let mut f = vec![0x80, 0x21];
-    f.extend_from_slice(&(key.len() as u16).to_be_bytes());
-    f.extend_from_slice(&[0, 0, 0, 0]);
-    f.extend_from_slice(&((key.len() + value.len()) as u32).to_be_bytes());
-    f.extend_from_slice(&[0; 12]);
-    f.extend_from_slice(key);
-    f.extend_from_slice(value.as_bytes());
-    t.write_all(&f).unwrap();
-    let mut h = [0u8; 24];
-    t.read_exact(&mut h).unwrap();
-    let mut body = vec![0; u32::from_be_bytes([h[8], h[9], h[10], h[11]]) as usize];
-    t.read_exact(&mut body).unwrap();
-    u16::from_be_bytes([h[6], h[7]])
+    common::sasl_plain(s.addr, user, pass).1
 }
 
 /// auth_cmds and auth_errors count in the stats of the cache whose

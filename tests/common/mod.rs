@@ -511,3 +511,28 @@ impl Server {
         c
     }
 }
+
+/// One binary SASL PLAIN AUTH (opcode 0x21) as `user`/`pass` on a new
+/// connection: the connection (still open unless the server closed it),
+/// the reply's status and its body.
+pub fn sasl_plain(addr: SocketAddr, user: &str, pass: &str) -> (TcpStream, u16, Vec<u8>) {
+    let mut t = TcpStream::connect(addr).unwrap();
+    t.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let key = b"PLAIN";
+    let value = format!("\0{user}\0{pass}");
+    let mut f = vec![0x80, 0x21];
+    f.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0, 0]);
+    f.extend_from_slice(&((key.len() + value.len()) as u32).to_be_bytes());
+    f.extend_from_slice(&[0; 12]);
+    f.extend_from_slice(key);
+    f.extend_from_slice(value.as_bytes());
+    t.write_all(&f).unwrap();
+    let mut h = [0u8; 24];
+    t.read_exact(&mut h).unwrap();
+    assert_eq!((h[0], h[1]), (0x81, 0x21), "{h:?}");
+    let status = u16::from_be_bytes([h[6], h[7]]);
+    let mut body = vec![0; u32::from_be_bytes([h[8], h[9], h[10], h[11]]) as usize];
+    t.read_exact(&mut body).unwrap();
+    (t, status, body)
+}
