@@ -1,4 +1,3 @@
-
 //! Execution tests. `metaget_t_*` port memcached 1.6.18's `t/metaget.t`
 //! (the acceptance test) step by step, with exact replies where
 //! memcached's are deterministic.

@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn h(i: u64) -> u64 {

@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn tmpdir(tag: &str) -> PathBuf {
