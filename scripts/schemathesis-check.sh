@@ -55,8 +55,12 @@ cleanup() {
     wait "$pid" 2>/dev/null || true
   done
   if [ "$rc" -ne 0 ] && [ -f "$tmp/shoal.log" ]; then
-    echo "--- last lines of shoal.log" >&2
-    tail -n 30 "$tmp/shoal.log" >&2
+    # Panics and errors first: the alert checks' DNS warnings (one per
+    # generated webhook URL) would push them out of the tail.
+    echo "--- panics and errors in shoal.log" >&2
+    grep -n -i -m 20 -E "panicked|ERROR" "$tmp/shoal.log" >&2 || echo "(none)" >&2
+    echo "--- last lines of shoal.log, alert DNS warnings left out" >&2
+    grep -v "alert URL host" "$tmp/shoal.log" | tail -n 30 >&2
   fi
   rm -rf "$tmp"
   exit "$rc"

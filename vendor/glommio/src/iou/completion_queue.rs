@@ -60,6 +60,38 @@ impl<'ring> CompletionQueue<'ring> {
         self.wait_inner(count).map(|_| ())
     }
 
+    /// shoal patch: `wait`, but for `timeout` at most (Ok either way) on
+    /// kernels that take the timeout as an argument of the same syscall
+    /// (IORING_FEAT_EXT_ARG, 5.11+); elsewhere exactly `wait` (liburing would
+    /// otherwise queue a TIMEOUT SQE whose completion glommio cannot read).
+    pub fn wait_at_most(&mut self, count: u32, timeout: std::time::Duration) -> io::Result<()> {
+        const IORING_FEAT_EXT_ARG: libc::c_uint = 1 << 8;
+        // SAFETY: `self.ring` points to this live, initialised ring.
+        let features = unsafe { (*self.ring.as_ptr()).features };
+        if features & IORING_FEAT_EXT_ARG == 0 {
+            return self.wait(count);
+        }
+        let ts = uring_sys::__kernel_timespec {
+            tv_sec: timeout.as_secs() as i64,
+            tv_nsec: timeout.subsec_nanos() as libc::c_longlong,
+        };
+        let mut cqe = MaybeUninit::uninit();
+        // SAFETY: as in `wait_inner`; `ts` outlives the call.
+        let r = resultify(unsafe {
+            uring_sys::io_uring_wait_cqes(
+                self.ring.as_ptr(),
+                cqe.as_mut_ptr(),
+                count as _,
+                &ts,
+                ptr::null(),
+            )
+        });
+        match r {
+            Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(()),
+            r => r.map(|_| ()),
+        }
+    }
+
     #[inline(always)]
     fn wait_inner(&mut self, count: u32) -> io::Result<&mut uring_sys::io_uring_cqe> {
         unsafe {

@@ -1093,10 +1093,11 @@ impl SleepableRing {
                 unsafe { crate::uring_sys::io_uring_prep_nop(sqe_ptr) };
                 Err(io::Error::from_raw_os_error(libc::EBUSY))
             } else {
-                // The rings are linked. Goodnight!
+                // The rings are linked. Goodnight! shoal patch: for
+                // MAX_SLEEP at most, whatever the rings say (see there).
                 self.ring
                     .cq()
-                    .wait(1)
+                    .wait_at_most(1, MAX_SLEEP)
                     .map(|_| 1)
                     .or_else(Reactor::busy_ok)
                     .or_else(Reactor::again_ok)
@@ -1226,6 +1227,16 @@ impl UringCommon for SleepableRing {
         Some(false)
     }
 }
+
+/// shoal patch: the longest an executor sleeps in one io_uring_enter.
+/// Its timers and remote wake-ups should end every sleep on time, but an
+/// idle executor was seen asleep for tens of seconds past its 50 ms timer
+/// (API probes unanswered, a stop ignored) and, with its tick moved to an
+/// epoll'd timerfd, past readable sockets. Waking at least this often
+/// bounds any such loss to this long: the loop then collects whatever
+/// completions are there and re-arms its timer. Costs an idle executor at
+/// most 10 extra wake-ups a second.
+const MAX_SLEEP: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub(crate) struct Reactor {
     // FIXME: it is starting to feel we should clean this up to a Inner pattern
