@@ -87,6 +87,20 @@ pub struct Config {
     /// Multi-tenant mode: alert webhooks and Slack URLs may reach loopback,
     /// private and other non-public addresses.
     pub alert_allow_private: bool,
+    /// A cluster: the shared control plane (`postgres://...`); none: the
+    /// embedded data-dir store, one node.
+    pub control_plane: Option<String>,
+    /// Cluster: the host (or host:port) clients reach this node at (default:
+    /// the listen address and bound port).
+    pub advertise: Option<String>,
+    /// Cluster: this node's name (default: its advertised host:port).
+    pub node_name: Option<String>,
+    /// Cluster: time between heartbeats.
+    pub heartbeat_interval: Duration,
+    /// Cluster: a node silent this long is marked down.
+    pub node_timeout: Duration,
+    /// Cluster: a drained node stops this long after leaving the list.
+    pub drain_grace: Duration,
 }
 
 impl Default for Config {
@@ -118,6 +132,12 @@ impl Default for Config {
             admin_header_timeout: DEFAULT_ADMIN_HEADER_TIMEOUT,
             admin_request_timeout: DEFAULT_ADMIN_REQUEST_TIMEOUT,
             alert_allow_private: false,
+            control_plane: None,
+            advertise: None,
+            node_name: None,
+            heartbeat_interval: Duration::from_secs(1),
+            node_timeout: Duration::from_secs(5),
+            drain_grace: Duration::from_secs(5),
         }
     }
 }

@@ -18,6 +18,7 @@
 pub mod admin;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod conns;
 pub mod exec;
@@ -29,3 +30,4 @@ pub mod session;
 pub mod stats;
 pub mod storage;
 pub mod tenancy;
+pub mod topology;

@@ -77,13 +77,22 @@ fn config_id(raw: &str) -> Result<u64, ApiError> {
     })
 }
 
+/// A store answer kept for [`refused`] to map, except a stale one, which
+/// `mutate` must see to retry it.
+fn kept<T>(r: Result<T, ControlError>) -> Result<Result<T, ControlError>, ControlError> {
+    match r {
+        Err(ControlError::Stale) => Err(ControlError::Stale),
+        r => Ok(r),
+    }
+}
+
 /// A store refusal as the API answers it: MemCachier documents 400 for
 /// every alert change that "could not be" made, so conflicts are 400 too.
 fn refused(e: ControlError, not_found: &str) -> ApiError {
     match e {
         ControlError::NotFound => ApiError::not_found(not_found),
         ControlError::Conflict(m) | ControlError::Invalid(m) => ApiError::invalid(m),
-        e @ ControlError::Io(_) => e.into(),
+        e @ (ControlError::Io(_) | ControlError::Stale | ControlError::Unavailable(_)) => e.into(),
     }
 }
 
@@ -201,7 +210,7 @@ async fn create_alert(
         enabled: req.enabled.unwrap_or(true),
     };
     let alert = state
-        .mutate(|s| Ok(s.add_alert(cache.id, new)))?
+        .mutate(|s| kept(s.add_alert(cache.id, new.clone())))?
         .map_err(|e| refused(e, "Cache not found."))?;
     Ok((StatusCode::CREATED, Json(one_alert(&state, &alert))).into_response())
 }
@@ -242,7 +251,7 @@ async fn update_alert(
         enabled: req.enabled,
     };
     let alert = state
-        .mutate(|s| Ok(s.update_alert(cache.id, alert_id, patch)))?
+        .mutate(|s| kept(s.update_alert(cache.id, alert_id, patch.clone())))?
         .map_err(|e| refused(e, ALERT_NOT_FOUND))?;
     Ok((StatusCode::CREATED, Json(one_alert(&state, &alert))).into_response())
 }
@@ -255,7 +264,7 @@ async fn delete_alert(
     let cache = authorize(&state, &headers, &id)?;
     let alert_id = alert_id(&alert)?;
     state
-        .mutate(|s| Ok(s.remove_alert(cache.id, alert_id)))?
+        .mutate(|s| kept(s.remove_alert(cache.id, alert_id)))?
         .map_err(|e| refused(e, ALERT_NOT_FOUND))?;
     Ok(StatusCode::CREATED.into_response())
 }
@@ -315,7 +324,7 @@ async fn create_config(
         slack_channel: req.slack_channel.unwrap_or_default(),
     };
     let config = state
-        .mutate(|s| Ok(s.add_delivery_config(cache.id, new)))?
+        .mutate(|s| kept(s.add_delivery_config(cache.id, new.clone())))?
         .map_err(|e| refused(e, "Cache not found."))?;
     Ok((StatusCode::CREATED, Json(config_json(&config))).into_response())
 }
@@ -328,7 +337,7 @@ async fn delete_config(
     let cache = authorize(&state, &headers, &id)?;
     let config_id = config_id(&config)?;
     state
-        .mutate(|s| Ok(s.remove_delivery_config(cache.id, config_id)))?
+        .mutate(|s| kept(s.remove_delivery_config(cache.id, config_id)))?
         .map_err(|e| refused(e, CONFIG_NOT_FOUND))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -106,7 +106,7 @@ async fn info(State(state): Shared, headers: HeaderMap, Path(id): Path<String>) 
         "provider": "shoal",
         "enabled": cache.enabled,
         "cluster_name": state.cluster_name,
-        "servers": state.servers.split(',').collect::<Vec<_>>(),
+        "servers": state.servers().split(',').map(str::to_string).collect::<Vec<_>>(),
         "credentials": creds.iter().map(credential_json).collect::<Vec<_>>(),
         "can_switch": false,
         "can_manage_credentials": true,

@@ -65,6 +65,17 @@ impl From<ControlError> for ApiError {
                     format!("control store: {e}"),
                 )
             }
+            // `mutate` retries a stale change; one that stays stale after
+            // its tries lost a race with other nodes' writers.
+            ControlError::Stale => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "the control state kept changing on other nodes; try again",
+            ),
+            ControlError::Unavailable(m) => {
+                tracing::warn!("admin: control plane unavailable: {m}");
+                ApiError::unavailable(format!("control plane unavailable: {m}"))
+            }
         }
     }
 }

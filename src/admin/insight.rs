@@ -51,7 +51,7 @@ async fn latency(
 ) -> Result<Response, ApiError> {
     let cache = authorize(&state, &headers, &id)?;
     let (start, end) = time_range(&q)?;
-    let server = state.servers.split(',').next().unwrap_or("");
+    let server = state.this_server();
     let history = state.history.lock().unwrap_or_else(|e| e.into_inner());
     Ok(Json(history.latency(cache.id, start, end, server)).into_response())
 }
@@ -86,7 +86,7 @@ async fn processed(
         if let Some(Value::Object(s)) = series.get_mut(0) {
             s.insert(
                 "tags".into(),
-                serde_json::json!({ "server": state.servers.split(',').next().unwrap_or("") }),
+                serde_json::json!({ "server": state.this_server() }),
             );
         }
     }

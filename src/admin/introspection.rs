@@ -76,7 +76,7 @@ pub(crate) fn router() -> Router<Arc<AdminState>> {
 
 /// This node's name in per-server answers.
 fn server_name(state: &AdminState) -> String {
-    state.servers.split(',').next().unwrap_or("").to_string()
+    state.this_server().to_string()
 }
 
 /// Every core's introspection report for `cache`.

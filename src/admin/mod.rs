@@ -78,6 +78,11 @@ pub struct AdminConfig {
     pub smtp_from: String,
     /// The cluster name the API reports.
     pub cluster_name: String,
+    /// The cluster this node belongs to (None: a single node).
+    pub cluster: Option<Arc<crate::cluster::ControlPlane>>,
+    /// The stats history the cluster's database kept for this node (JSON),
+    /// preferred over the data dir's file.
+    pub history: Option<String>,
     /// Connection cap and timeouts of the endpoint.
     pub limits: AdminLimits,
     /// Alert webhooks and Slack URLs may reach loopback, private and other
@@ -96,6 +101,8 @@ impl AdminConfig {
             smtp_relay: None,
             smtp_from: "shoal@localhost".into(),
             cluster_name: "local".into(),
+            cluster: None,
+            history: None,
             limits: AdminLimits::default(),
             alert_allow_private: false,
         }
@@ -118,7 +125,9 @@ pub(crate) struct AdminState {
     pub(crate) store: Mutex<ControlStore>,
     pub(crate) on_change: OnChange,
     pub(crate) token_digest: [u8; 32],
+    /// This node's data address (host:port).
     pub(crate) servers: String,
+    pub(crate) cluster: Option<Arc<crate::cluster::ControlPlane>>,
     pub(crate) history: Mutex<history::History>,
     /// Which alerts are firing, and each cache's previous sample.
     pub(crate) alerts: Mutex<alerting::Engine>,
@@ -131,6 +140,22 @@ pub(crate) struct AdminState {
 }
 
 impl AdminState {
+    /// `MEMCACHIER_SERVERS`: every live node of the cluster (this node
+    /// alone when it is not in one).
+    pub(crate) fn servers(&self) -> String {
+        let view = crate::topology::view();
+        if view.nodes.is_empty() {
+            self.servers.clone()
+        } else {
+            view.servers_line()
+        }
+    }
+
+    /// This node's own host:port (the per-server tag of its series).
+    pub(crate) fn this_server(&self) -> &str {
+        &self.servers
+    }
+
     /// The control store. A panic while holding the lock cannot leave the
     /// store half-changed on disk (it writes then renames), so keep serving.
     pub(crate) fn lock(&self) -> MutexGuard<'_, ControlStore> {
@@ -140,21 +165,43 @@ impl AdminState {
     /// Runs a change against the store and, if it committed anything (the
     /// registry version moved, even when a later step of the same request
     /// failed), hands the new snapshot to `on_change`. The lock is held
-    /// across the callback so snapshots reach it in commit order.
+    /// across the callback so snapshots reach it in commit order. A change
+    /// that lost a race with another node (`Stale`: the store has adopted
+    /// the newer state) runs again against that state, a few times at most.
     pub(crate) fn mutate<T>(
         &self,
-        f: impl FnOnce(&mut ControlStore) -> Result<T, ControlError>,
+        mut f: impl FnMut(&mut ControlStore) -> Result<T, ControlError>,
     ) -> Result<T, ApiError> {
         let mut store = self.lock();
         let before = store.registry().version();
-        let result = f(&mut store);
+        let mut result = f(&mut store);
+        for _ in 1..MUTATE_TRIES {
+            if !matches!(result, Err(ControlError::Stale)) {
+                break;
+            }
+            result = f(&mut store);
+        }
         let registry = store.registry();
         if registry.version() != before {
             (self.on_change)(registry);
         }
         Ok(result?)
     }
+
+    /// Takes a newer state committed by another node (the control plane's
+    /// reload) and publishes it like a local change.
+    pub(crate) fn adopt(&self, revision: u64, json: &[u8]) {
+        let mut store = self.lock();
+        match store.adopt(revision, json) {
+            Ok(true) => (self.on_change)(store.registry()),
+            Ok(false) => {}
+            Err(e) => tracing::error!("control plane: state {revision} refused: {e}"),
+        }
+    }
 }
+
+/// How often `mutate` runs a change that keeps losing races with other nodes.
+const MUTATE_TRIES: usize = 5;
 
 /// A running admin endpoint. Dropping it shuts the endpoint down, like
 /// [`AdminHandle::shutdown`].
@@ -223,7 +270,13 @@ pub fn spawn_with(
         .build()?;
 
     let history_path = store.dir().join(HISTORY_FILE);
-    let history = history::History::load(&history_path).unwrap_or_else(|e| {
+    let saved = config.history.as_deref().and_then(|json| {
+        serde_json::from_str::<history::History>(json)
+            .map_err(|e| tracing::error!("stats history from the control plane: {e}"))
+            .ok()
+    });
+    let history = saved.map(Ok).unwrap_or_else(|| history::History::load(&history_path));
+    let history = history.unwrap_or_else(|e| {
         // Keep the unreadable file for inspection rather than overwrite it.
         let aside = history_path.with_extension("json.unreadable");
         tracing::error!(
@@ -245,12 +298,23 @@ pub fn spawn_with(
         smtp_from: config.smtp_from,
         cluster_name: config.cluster_name,
         alert_allow_private: config.alert_allow_private,
+        cluster: config.cluster.clone(),
     });
+    let updates = config.cluster.as_ref().and_then(|c| c.take_updates());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
     let thread = std::thread::Builder::new()
         .name("shoal-admin".into())
         .spawn(move || {
+            // Other nodes' commits, adopted and published like local ones.
+            let adopter = updates.map(|mut rx| {
+                let state = state.clone();
+                runtime.spawn(async move {
+                    while let Some((revision, json)) = rx.recv().await {
+                        state.adopt(revision, &json);
+                    }
+                })
+            });
             let sampler = runtime.spawn(sample_history(
                 state.clone(),
                 history_path.clone(),
@@ -265,11 +329,12 @@ pub fn spawn_with(
                 SHUTDOWN_GRACE,
             ));
             sampler.abort();
+            if let Some(a) = adopter {
+                a.abort();
+            }
             // A clean stop keeps every sample taken so far.
             let history = state.history.lock().unwrap_or_else(|e| e.into_inner());
-            if let Err(e) = history.save(&history_path) {
-                tracing::error!("saving stats history: {e}");
-            }
+            save_history(&state, &history, &history_path);
             // Dropping the runtime here cancels connections that outlived the grace period.
         })?;
     tracing::info!(%local_addr, "admin endpoint listening");
@@ -325,10 +390,22 @@ async fn sample_history(state: Arc<AdminState>, path: std::path::PathBuf, interv
         }
         n += 1;
         if n.is_multiple_of(HISTORY_SAVE_EVERY) {
-            if let Err(e) = history.save(&path) {
-                tracing::error!("saving stats history: {e}");
-            }
+            save_history(&state, &history, &path);
         }
         alerting::after_sample(&state, &sampled, now);
+    }
+}
+
+/// Saves the history to the data dir, and in a cluster to the database too
+/// (where a node restarted on a new machine finds it).
+fn save_history(state: &AdminState, history: &history::History, path: &std::path::Path) {
+    if let Err(e) = history.save(path) {
+        tracing::error!("saving stats history: {e}");
+    }
+    if let Some(plane) = &state.cluster {
+        match serde_json::to_string(history) {
+            Ok(json) => plane.save_history(json),
+            Err(e) => tracing::error!("encoding stats history: {e}"),
+        }
     }
 }

@@ -111,8 +111,8 @@ async fn create_cache(State(state): Shared, body: Bytes) -> ApiResult {
     Ok(created(json!({
         "cache": cache_view(&cache),
         "credential": credential_view(&cred),
-        "servers": state.servers,
-        "env": env_view(&state.servers, &cred),
+        "servers": state.servers(),
+        "env": env_view(&state.servers(), &cred),
     })))
 }
 
@@ -176,7 +176,7 @@ async fn get_cache(State(state): Shared, Path(id): Path<String>) -> ApiResult {
     Ok(ok(json!({
         "cache": cache_view(&cache),
         "credentials": credentials_view(&creds),
-        "servers": state.servers,
+        "servers": state.servers(),
     })))
 }
 

@@ -95,6 +95,24 @@ pub struct Cli {
     /// multi-tenant mode: let alert webhooks and Slack URLs reach loopback, private, link-local and other non-public addresses
     #[arg(long = "alert-allow-private")]
     pub alert_allow_private: bool,
+    /// run as one node of a cluster whose caches and credentials live in PostgreSQL (postgres://user@host:port/db); implies --multi-tenant
+    #[arg(long = "control-plane", value_name = "URL")]
+    pub control_plane: Option<String>,
+    /// cluster: HOST or HOST:PORT clients reach this node at (default: the listen address and port)
+    #[arg(long = "advertise", value_name = "HOST[:PORT]")]
+    pub advertise: Option<String>,
+    /// cluster: this node's unique name (default: its advertised HOST:PORT)
+    #[arg(long = "node-name", value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// cluster: seconds between heartbeats (default: 1)
+    #[arg(long = "heartbeat-interval", value_name = "SECS")]
+    pub heartbeat_interval: Option<f64>,
+    /// cluster: seconds without a heartbeat before a node is marked down (default: 5)
+    #[arg(long = "node-timeout", value_name = "SECS")]
+    pub node_timeout: Option<f64>,
+    /// cluster: seconds a drained node keeps serving after it left the discovery list (default: 5)
+    #[arg(long = "drain-grace", value_name = "SECS")]
+    pub drain_grace: Option<f64>,
     /// operator commands against a running multi-tenant server
     #[command(subcommand)]
     pub command: Option<super::Subcommand>,
@@ -128,6 +146,12 @@ pub struct FileConfig {
     pub admin_request_timeout: Option<f64>,
     pub alert_allow_private: Option<bool>,
     pub plan_overcommit: Option<f64>,
+    pub control_plane: Option<String>,
+    pub advertise: Option<String>,
+    pub node_name: Option<String>,
+    pub heartbeat_interval: Option<f64>,
+    pub node_timeout: Option<f64>,
+    pub drain_grace: Option<f64>,
 }
 
 /// Seconds from a flag or the file, within 0.1 s to an hour.
@@ -213,7 +237,33 @@ impl Cli {
         if admin_max_conns == 0 {
             return Err("admin-max-conns must be at least 1".into());
         }
-        let multi_tenant = self.multi_tenant || file.multi_tenant.unwrap_or(d.multi_tenant);
+        let control_plane = self.control_plane.or(file.control_plane);
+        if let Some(url) = &control_plane {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err("control-plane must be a postgres:// URL".into());
+            }
+        }
+        let heartbeat_interval = seconds(
+            "heartbeat-interval",
+            self.heartbeat_interval.or(file.heartbeat_interval),
+            d.heartbeat_interval,
+        )?;
+        let node_timeout = seconds(
+            "node-timeout",
+            self.node_timeout.or(file.node_timeout),
+            d.node_timeout,
+        )?;
+        if node_timeout <= heartbeat_interval {
+            return Err("node-timeout must be longer than heartbeat-interval".into());
+        }
+        let drain_grace = seconds(
+            "drain-grace",
+            self.drain_grace.or(file.drain_grace),
+            d.drain_grace,
+        )?;
+        let multi_tenant = self.multi_tenant
+            || control_plane.is_some()
+            || file.multi_tenant.unwrap_or(d.multi_tenant);
         let memory_limit = match self.memory_limit.or(file.memory_limit) {
             Some(mb) => usize::try_from(mb)
                 .ok()
@@ -274,6 +324,12 @@ impl Cli {
             admin_request_timeout,
             alert_allow_private: self.alert_allow_private
                 || file.alert_allow_private.unwrap_or(d.alert_allow_private),
+            control_plane,
+            advertise: self.advertise.or(file.advertise),
+            node_name: self.node_name.or(file.node_name),
+            heartbeat_interval,
+            node_timeout,
+            drain_grace,
         })
     }
 }

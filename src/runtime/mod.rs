@@ -7,6 +7,7 @@
 //! on a separate reply mesh, so two busy shards can never block each other.
 
 mod accept;
+mod cluster;
 mod conn;
 mod core;
 mod dispatch;
@@ -103,31 +104,33 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
         }
     })?;
     crate::conns::set_listen_addr(bound);
+    crate::topology::set_view(crate::topology::ClusterView::single(
+        crate::topology::NodeAddr {
+            host: bound.ip().to_string(),
+            ip: bound.ip().to_string(),
+            port: bound.port(),
+        },
+    ));
     stats::init(n);
     crate::latency::init(n);
     // Multi-tenant mode: the control store must open (and lock its data dir)
     // before anything listens.
     let control = if config.multi_tenant {
-        let mut store = crate::tenancy::ControlStore::open(&config.data_dir).map_err(|e| {
-            StartError(format!(
-                "cannot open data dir {}: {e}",
-                config.data_dir.display()
-            ))
-        })?;
-        store.set_capacity(crate::tenancy::capacity::Capacity {
+        let mut control = cluster::open(&config, bound)?;
+        control.store.set_capacity(crate::tenancy::capacity::Capacity {
             node_bytes: config.memory_limit as u64,
             overcommit: config.plan_overcommit,
         });
-        if store.operator_token_created() {
+        if control.store.operator_token_created() {
             TOKEN_CREATED.store(true, Ordering::Relaxed);
         }
-        Some(store)
+        Some(control)
     } else {
         None
     };
     let tenants = control.as_ref().map(|c| {
         let node = config.memory_limit as u64;
-        tenants::Tenants::new(c.registry(), config.auth_timeout, n, node)
+        tenants::Tenants::new(c.store.registry(), config.auth_timeout, n, node)
     });
     let server = Arc::new(Server {
         tenants,
@@ -193,8 +196,9 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
     }
     // The operator endpoint starts once the data plane is up, so a restarted
     // startup (above) never announces an address that then goes away.
+    let plane = control.as_ref().and_then(|c| c.plane.clone());
     let _admin = match control {
-        Some(store) => Some(start_admin(store, &server, bound)?),
+        Some(control) => Some(start_admin(control, &server, bound)?),
         None => None,
     };
     if server.ready.load(Ordering::Acquire) == n {
@@ -202,7 +206,12 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
         tracing::info!(%bound, cores = n, "listening");
     }
     let mut failed = None;
-    for r in handles.join_all() {
+    let joined = handles.join_all();
+    // A clean stop leaves the discovery list now, not after the timeout.
+    if let Some(plane) = plane {
+        plane.stop();
+    }
+    for r in joined {
         match r {
             Ok(Ok(())) => {}
             Ok(Err(e)) => failed = Some(e),
@@ -261,10 +270,11 @@ fn restart_stalled_startup() -> StartError {
 /// Starts the operator endpoint on its own thread; every committed change
 /// reaches the cores through `Tenants::publish`. The handle stops it on drop.
 fn start_admin(
-    store: crate::tenancy::ControlStore,
+    control: cluster::Control,
     server: &Arc<Server>,
     bound: std::net::SocketAddr,
 ) -> Result<crate::admin::AdminHandle, StartError> {
+    let store = control.store;
     let cfg = &server.config;
     let bind = listener::resolve_one(&cfg.admin_addr).map_err(|e| {
         StartError(format!(
@@ -297,7 +307,10 @@ fn start_admin(
     });
     let admin = crate::admin::AdminConfig {
         bind,
-        servers: bound.to_string(),
+        servers: control
+            .plane
+            .as_ref()
+            .map_or_else(|| bound.to_string(), |p| p.advertised().to_string()),
         stats_interval: cfg.stats_interval,
         smtp_relay: cfg.smtp_relay.clone(),
         smtp_from: cfg.smtp_from.clone(),
@@ -308,9 +321,17 @@ fn start_admin(
             request_timeout: cfg.admin_request_timeout,
         },
         alert_allow_private: cfg.alert_allow_private,
+        cluster: control.plane.clone(),
+        history: control.history,
     };
     let handle = crate::admin::spawn_with(store, admin, on_change)
         .map_err(|e| StartError(format!("failed to listen on admin address {bind}: {e}")))?;
+    if let Some(plane) = &control.plane {
+        // The other nodes reach this one's admin endpoint (cluster-wide
+        // stats, flushes) at the address it actually bound.
+        plane.set_admin_addr(handle.local_addr().to_string());
+        cluster::install_hooks(plane, server);
+    }
     eprintln!("shoal admin listening on {}", handle.local_addr());
     Ok(handle)
 }
@@ -324,6 +345,18 @@ impl SeedExt for std::collections::hash_map::RandomState {
         use std::hash::BuildHasher;
         self.hash_one(0x5eed_u64)
     }
+}
+
+/// Stops the server as a signal does (a drained node's end): the cores
+/// notice the flag on their tick; the process exits after the grace anyway.
+fn request_stop(server: &Arc<Server>) {
+    server.shutdown.store(true, Ordering::Release);
+    let _ = std::thread::Builder::new()
+        .name("shoal-stop".into())
+        .spawn(|| {
+            std::thread::sleep(SHUTDOWN_GRACE);
+            std::process::exit(0);
+        });
 }
 
 fn spawn_signal_thread(server: Arc<Server>) -> Result<(), StartError> {

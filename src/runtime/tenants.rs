@@ -48,8 +48,24 @@ pub struct Tenants {
 #[derive(Default)]
 struct Budgets {
     slots: HashMap<u32, Slot>,
-    /// The sum of all plans in the current snapshot.
+    /// The sum of all plans in the current snapshot (this node's shares of
+    /// them in a cluster).
     plans: u128,
+    /// In a cluster: this node's share of each cache's plan (the control
+    /// plane's split, `crate::cluster::shares`); a cache missing here has
+    /// its whole plan (one node, or not yet reported).
+    shares: Option<HashMap<u32, u64>>,
+}
+
+impl Budgets {
+    /// What cache `cache` may hold on this node before the node's own
+    /// overcommit scaling: its plan, or its share of it in a cluster.
+    fn node_plan(&self, cache: &crate::tenancy::Cache) -> u64 {
+        self.shares
+            .as_ref()
+            .and_then(|s| s.get(&cache.id))
+            .map_or(cache.memory_limit, |&s| s.min(cache.memory_limit))
+    }
 }
 
 struct Slot {
@@ -105,27 +121,44 @@ impl Tenants {
                 }
                 keep
             });
-            let plans = next.caches().map(|c| u128::from(c.memory_limit)).sum();
-            budgets.plans = plans;
             for cache in next.caches() {
                 let changed = current
                     .cache(cache.id)
                     .is_none_or(|old| old.memory_limit != cache.memory_limit);
-                let Some(slot) = budgets.slots.get_mut(&cache.id) else {
-                    continue;
-                };
                 // A new plan from the operator replaces the tenant's own limit.
-                if changed {
+                if let (true, Some(slot)) = (changed, budgets.slots.get_mut(&cache.id)) {
                     slot.own = None;
                 }
-                let want = self.effective(plans, cache.memory_limit, slot.own);
-                if slot.budget.plan() != want {
-                    slot.budget.set_plan(want);
-                }
             }
+            self.resize(&mut budgets, &next);
         }
         self.version.store(next.version(), Ordering::Release);
         *current = next;
+    }
+
+    /// Sets every budget from the snapshot `reg` and the node's shares.
+    fn resize(&self, budgets: &mut Budgets, reg: &Registry) {
+        let plans = reg.caches().map(|c| u128::from(budgets.node_plan(c))).sum();
+        budgets.plans = plans;
+        for cache in reg.caches() {
+            let plan = budgets.node_plan(cache);
+            let Some(slot) = budgets.slots.get(&cache.id) else {
+                continue;
+            };
+            let want = self.effective(plans, plan, slot.own);
+            if slot.budget.plan() != want {
+                slot.budget.set_plan(want);
+            }
+        }
+    }
+
+    /// A cluster's split of the plans: this node's share of each cache
+    /// (cache id → bytes). The budgets follow at once.
+    pub fn set_shares(&self, shares: HashMap<u32, u64>) {
+        let current = lock(&self.current);
+        let mut budgets = lock(&self.budgets);
+        budgets.shares = Some(shares);
+        self.resize(&mut budgets, &current);
     }
 
     pub fn version(&self) -> u64 {
@@ -146,7 +179,7 @@ impl Tenants {
         if let Some(slot) = budgets.slots.get(&id) {
             return slot.budget.clone();
         }
-        let plan = current.cache(id).map_or(0, |c| c.memory_limit);
+        let plan = current.cache(id).map_or(0, |c| budgets.node_plan(c));
         let budget = Arc::new(Budget::new(self.effective(budgets.plans, plan, None)));
         let slot = Slot {
             budget: budget.clone(),
@@ -162,7 +195,7 @@ impl Tenants {
         let budget = self.budget(id);
         let current = lock(&self.current);
         let mut budgets = lock(&self.budgets);
-        let plan = current.cache(id).map_or(0, |c| c.memory_limit);
+        let plan = current.cache(id).map_or(0, |c| budgets.node_plan(c));
         let want = self.effective(budgets.plans, plan, Some(bytes));
         if let Some(slot) = budgets.slots.get_mut(&id) {
             slot.own = Some(bytes);

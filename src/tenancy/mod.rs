@@ -16,6 +16,7 @@
 //! Plain synchronous Rust: no glommio, no sockets.
 
 pub mod ascii_auth;
+pub mod backend;
 pub mod capacity;
 mod registry;
 pub mod sasl;
@@ -28,7 +29,12 @@ pub use ascii_auth::{ascii_claimed_cache, authenticate_ascii};
 pub use registry::{Registry, Session};
 pub use sasl::{authenticate_plain, plain_claimed_cache, plain_mechs};
 pub use secret::is_username_shaped;
-pub use store::write_private;
+
+/// A fresh operator token (a cluster's first node offers one to the database).
+pub fn new_operator_token() -> Result<String, ControlError> {
+    Ok(secret::operator_token()?)
+}
+pub use store::{empty_state, write_private};
 pub use store::{
     ControlStore, CONTROL_FILE, MAX_ALERTS_PER_CACHE, MAX_CREDENTIALS_PER_CACHE,
     MAX_DELIVERY_CONFIGS_PER_CACHE, MAX_DESCRIPTION_LEN, MAX_PREFIX_LEN,
@@ -244,6 +250,13 @@ pub enum ControlError {
     Invalid(String),
     /// Reading or writing the data dir failed; the in-memory state is unchanged.
     Io(std::io::Error),
+    /// Another node committed first: the store has adopted the newer state
+    /// and the change should be tried again against it.
+    Stale,
+    /// The shared control plane (PostgreSQL) cannot be reached; nothing was
+    /// changed (or, when the connection broke during the commit, the change
+    /// arrives through the next reload).
+    Unavailable(String),
 }
 
 impl std::fmt::Display for ControlError {
@@ -253,6 +266,8 @@ impl std::fmt::Display for ControlError {
             ControlError::Conflict(m) => write!(f, "conflict: {m}"),
             ControlError::Invalid(m) => write!(f, "invalid: {m}"),
             ControlError::Io(e) => write!(f, "i/o error: {e}"),
+            ControlError::Stale => f.write_str("another node changed the control state first"),
+            ControlError::Unavailable(m) => write!(f, "control plane unavailable: {m}"),
         }
     }
 }

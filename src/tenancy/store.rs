@@ -59,6 +59,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::backend::{Backend, CommitError, FileBackend};
 use super::capacity::{self, Capacity};
 use super::{
     secret, Alert, AlertPatch, Cache, Caps, ControlError, Credential, DeliveryConfig, DeliveryType,
@@ -565,6 +566,8 @@ pub struct ControlStore {
     registry: Arc<Registry>,
     /// The node's memory that plans are checked against (none: sizes only).
     capacity: Option<Capacity>,
+    /// Where commits go: `control.json` here, or the cluster's database.
+    backend: Box<dyn Backend>,
     _lock: File,
 }
 
@@ -640,8 +643,60 @@ impl ControlStore {
             token_created,
             registry,
             capacity: None,
+            backend: Box::new(FileBackend {
+                dir: dir.to_path_buf(),
+            }),
             _lock: lock,
         })
+    }
+
+    /// Opens a store whose state lives in a shared `backend` (a cluster's
+    /// database): `revision`/`json` is the state loaded from it and `token`
+    /// the cluster's operator token. The data dir keeps this node's lock
+    /// and a copy of the token for the CLI (rewritten when it differs).
+    pub fn open_shared(
+        dir: &Path,
+        backend: Box<dyn Backend>,
+        revision: u64,
+        json: &[u8],
+        token: String,
+        token_created: bool,
+    ) -> Result<ControlStore, ControlError> {
+        create_dir(dir)?;
+        let lock = lock_dir(dir)?;
+        let state = decode(revision, json)?;
+        let line = format!("{token}\n");
+        if read_private(dir, OPERATOR_TOKEN_FILE)?.as_deref() != Some(line.as_bytes()) {
+            write_private(dir, OPERATOR_TOKEN_FILE, line.as_bytes())?;
+        }
+        let registry = Arc::new(build_registry(&state));
+        Ok(ControlStore {
+            dir: dir.to_path_buf(),
+            state,
+            token,
+            token_created,
+            registry,
+            capacity: None,
+            backend,
+            _lock: lock,
+        })
+    }
+
+    /// The committed revision this store holds.
+    pub fn revision(&self) -> u64 {
+        self.state.revision
+    }
+
+    /// Takes a state another node committed (`revision`, encoded `json`) if
+    /// it is newer than ours; true when adopted (a new registry is out).
+    pub fn adopt(&mut self, revision: u64, json: &[u8]) -> Result<bool, ControlError> {
+        if revision <= self.state.revision {
+            return Ok(false);
+        }
+        let state = decode(revision, json)?;
+        self.registry = Arc::new(build_registry(&state));
+        self.state = state;
+        Ok(true)
     }
 
     /// The data dir this store lives in.
@@ -669,7 +724,15 @@ impl ControlStore {
     fn commit(&mut self, mut next: State) -> Result<(), ControlError> {
         next.revision = self.state.revision + 1;
         debug_assert!(next.check().is_ok(), "{:?}", next.check());
-        write_private(&self.dir, CONTROL_FILE, &encode(&next)?)?;
+        match self.backend.commit(next.revision, &encode(&next)?) {
+            Ok(()) => {}
+            Err(CommitError::Stale { revision, json }) => {
+                self.adopt(revision, &json)?;
+                return Err(ControlError::Stale);
+            }
+            Err(CommitError::Io(e)) => return Err(e.into()),
+            Err(CommitError::Unavailable(m)) => return Err(ControlError::Unavailable(m)),
+        }
         self.registry = Arc::new(build_registry(&next));
         self.state = next;
         Ok(())
@@ -1109,6 +1172,24 @@ impl ControlStore {
 fn build_registry(state: &State) -> Registry {
     Registry::build(state.revision, &state.caches, &state.credentials)
         .with_watched(&state.watched_prefixes)
+}
+
+/// The encoded state of a store with nothing in it (revision 0): what a
+/// new shared database starts from.
+pub fn empty_state() -> Vec<u8> {
+    serde_json::to_vec(&State::fresh()).unwrap_or_default()
+}
+
+/// A state read from a shared backend, checked like a file is; `revision`
+/// (the database's column) wins over the document's own.
+fn decode(revision: u64, json: &[u8]) -> Result<State, ControlError> {
+    let mut state: State = serde_json::from_slice(json)
+        .map_err(|e| ControlError::Invalid(format!("control state: {e}")))?;
+    state.revision = revision;
+    state
+        .check()
+        .map_err(|e| ControlError::Invalid(format!("control state: {e}")))?;
+    Ok(state)
 }
 
 fn encode(state: &State) -> Result<Vec<u8>, ControlError> {

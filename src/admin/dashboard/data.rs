@@ -142,7 +142,7 @@ pub(super) async fn operator_summary(state: &Arc<AdminState>) -> Value {
             "total_connections": t.total_connections,
             "plans_total": caches.iter().map(|c| c.memory_limit).sum::<u64>(),
             "cluster_name": state.cluster_name,
-            "servers": state.servers,
+            "servers": state.servers(),
         },
     })
 }
