@@ -6,7 +6,10 @@
 # command-line tools (libmemcached-tools: memstat/memcstat, memcp, ...) and
 # php-cli with php-memcached for scripts/client-tests.sh; and promtool and
 # prometheus for scripts/prometheus-check.sh (Debian's `prometheus` package,
-# whose service is neither needed nor started here).
+# whose service is neither needed nor started here); PostgreSQL's server
+# binaries for scripts/cluster-test.sh (Debian's `postgresql`, which starts
+# its own throwaway cluster from /usr/lib/postgresql/*/bin; the system
+# cluster the package may create is never used and is stopped here).
 set -euo pipefail
 need=()
 perl -MTest::More -MIO::Socket::INET -e1 2>/dev/null || need+=(perl)
@@ -24,9 +27,12 @@ python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(sysconfig.get
   || need+=(python3-dev)
 prom=0
 { command -v promtool >/dev/null && command -v prometheus >/dev/null; } || prom=1
-[ ${#need[@]} -eq 0 ] && [ "$prom" = 0 ] && exit 0
+pg=0
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || pg=1
+[ ${#need[@]} -eq 0 ] && [ "$prom" = 0 ] && [ "$pg" = 0 ] && exit 0
 command -v apt-get >/dev/null || {
   [ "$prom" = 1 ] && need+=(prometheus)
+  [ "$pg" = 1 ] && need+=(postgresql)
   echo "missing: ${need[*]} (and no apt-get to install them)"; exit 1
 }
 SUDO=(); [ "$(id -u)" = 0 ] || SUDO=(sudo)
@@ -42,4 +48,18 @@ if [ "$prom" = 1 ]; then
     || echo "note: apt-get install prometheus reported an error (no systemd?); checking the binaries"
   command -v promtool >/dev/null && command -v prometheus >/dev/null \
     || { echo "promtool/prometheus still missing after installing the prometheus package"; exit 1; }
+fi
+if [ "$pg" = 1 ]; then
+  # Only the binaries are used. The package's maintainer scripts create and
+  # may start a system cluster (or fail to, without systemd): stop it and go
+  # on as long as initdb and pg_ctl are there.
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql \
+    || echo "note: apt-get install postgresql reported an error (no systemd?); checking the binaries"
+  if command -v pg_lsclusters >/dev/null; then
+    pg_lsclusters -h 2>/dev/null | while read -r ver name _ status _; do
+      if [ "$status" = online ]; then "${SUDO[@]}" pg_ctlcluster "$ver" "$name" stop || true; fi
+    done
+  fi
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null \
+    || { echo "initdb/pg_ctl still missing after installing the postgresql package"; exit 1; }
 fi

@@ -79,8 +79,16 @@ mod tests {
         let v = ClusterView {
             version: 3,
             nodes: vec![
-                NodeAddr { host: "a.example".into(), ip: "10.0.0.1".into(), port: 11211 },
-                NodeAddr { host: "::1".into(), ip: "::1".into(), port: 11212 },
+                NodeAddr {
+                    host: "a.example".into(),
+                    ip: "10.0.0.1".into(),
+                    port: 11211,
+                },
+                NodeAddr {
+                    host: "::1".into(),
+                    ip: "::1".into(),
+                    port: 11212,
+                },
             ],
         };
         assert_eq!(v.servers_line(), "a.example:11211,[::1]:11212");

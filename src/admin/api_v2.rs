@@ -42,7 +42,6 @@ use serde_json::{json, Value};
 
 use super::auth::authorize;
 use super::body::{parse_json, ApiError};
-use super::probe::Probe;
 use super::AdminState;
 use crate::tenancy::{Caps, ControlError, Credential};
 
@@ -233,20 +232,12 @@ async fn enable_cache(
     Ok(StatusCode::OK.into_response())
 }
 
-/// The deploy-hook flush (reference 000): answered once every core has
-/// dropped the cache's items, so the deploy that follows sees an empty cache.
+/// The deploy-hook flush (reference 000): answered once every core of
+/// every live node has dropped the cache's items, so the deploy that
+/// follows sees an empty cache.
 async fn flush(State(state): Shared, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
     let cache = authorize(&state, &headers, &id)?;
-    // Each core flushes its shard of the cache on its next tick and answers.
-    let probe = Probe {
-        cache: cache.id,
-        flush: true,
-        ..Probe::default()
-    };
-    super::probe::ask(probe)
-        .await
-        .map_err(|_| ApiError::invalid("Failed to flush cache."))?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    super::nodes::cluster_flush(&state, &cache).await
 }
 
 async fn reset_stats(
@@ -259,43 +250,8 @@ async fn reset_stats(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// Every live server's counters of the cache, keyed by its host:port.
 async fn stats(State(state): Shared, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
     let cache = authorize(&state, &headers, &id)?;
-    let t = crate::stats::cache(cache.id).totals();
-    Ok(Json(json!({
-        "auth_cmds": t.auth_cmds,
-        "auth_errors": t.auth_errors,
-        "bytes": t.bytes,
-        "bytes_read": t.bytes_read,
-        "bytes_written": t.bytes_written,
-        "cas_badval": t.cas_badval,
-        "cas_hits": t.cas_hits,
-        "cas_misses": t.cas_misses,
-        "cmd_delete": t.delete_hits + t.delete_misses,
-        "cmd_flush": t.cmd_flush,
-        "cmd_get": t.cmd_get,
-        "cmd_set": t.cmd_set,
-        "cmd_touch": t.cmd_touch,
-        "curr_connections": t.curr_connections,
-        "curr_items": t.curr_items,
-        "decr_hits": t.decr_hits,
-        "decr_misses": t.decr_misses,
-        "delete_hits": t.delete_hits,
-        "delete_misses": t.delete_misses,
-        "evictions": t.evictions,
-        "expired": t.get_expired + t.expired_unfetched,
-        "get_hits": t.get_hits,
-        "get_misses": t.get_misses,
-        "incr_hits": t.incr_hits,
-        "incr_misses": t.incr_misses,
-        "limit_maxbytes": cache.memory_limit,
-        "max_connections": cache.max_connections,
-        "rejected_connections": t.rejected_connections,
-        "time": crate::clock::unix_now(),
-        "total_connections": t.total_connections,
-        "total_items": t.total_items,
-        "touch_hits": t.touch_hits,
-        "touch_misses": t.touch_misses,
-    }))
-    .into_response())
+    super::nodes::cluster_stats(&state, &cache).await
 }

@@ -35,6 +35,7 @@ mod insight;
 mod introspection;
 mod manage;
 mod metrics;
+mod nodes;
 pub mod probe;
 mod routes;
 mod server;
@@ -275,7 +276,9 @@ pub fn spawn_with(
             .map_err(|e| tracing::error!("stats history from the control plane: {e}"))
             .ok()
     });
-    let history = saved.map(Ok).unwrap_or_else(|| history::History::load(&history_path));
+    let history = saved
+        .map(Ok)
+        .unwrap_or_else(|| history::History::load(&history_path));
     let history = history.unwrap_or_else(|e| {
         // Keep the unreadable file for inspection rather than overwrite it.
         let aside = history_path.with_extension("json.unreadable");

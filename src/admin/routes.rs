@@ -61,6 +61,7 @@ pub(crate) fn router(state: Arc<AdminState>) -> Router {
         .route("/caches/{id}/credentials/{username}/promote", post(promote))
         .route("/latency", get(server_latency))
         .route("/caches/{id}/latency", get(cache_latency))
+        .merge(super::nodes::operator_routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_operator,

@@ -43,6 +43,8 @@ pub enum Subcommand {
     Cache(CacheArgs),
     /// Manage a cache's credentials on a running multi-tenant server
     Credential(CredentialArgs),
+    /// See and drain the nodes of a cluster (--control-plane)
+    Node(NodeArgs),
 }
 
 /// How to reach the admin endpoint; accepted after any subcommand.
@@ -77,8 +79,29 @@ impl Subcommand {
         match self {
             Subcommand::Cache(c) => &mut c.admin,
             Subcommand::Credential(c) => &mut c.admin,
+            Subcommand::Node(c) => &mut c.admin,
         }
     }
+}
+
+/// `shoal node ...`
+#[derive(Args, Debug, Clone)]
+pub struct NodeArgs {
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    #[command(subcommand)]
+    pub command: NodeCmd,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum NodeCmd {
+    /// List the cluster's nodes: state, caches, memory, last heartbeat
+    List,
+    /// Drain a node: it leaves the discovery list at once, then stops after its drain grace
+    Drain {
+        /// the node's name (its advertised host:port unless --node-name was given)
+        name: String,
+    },
 }
 
 /// `shoal cache ...`
@@ -259,12 +282,41 @@ pub fn execute(cmd: &Subcommand, out: &mut dyn Write) -> Result<(), CliError> {
     let admin = match cmd {
         Subcommand::Cache(c) => &c.admin,
         Subcommand::Credential(c) => &c.admin,
+        Subcommand::Node(c) => &c.admin,
     };
     let client = AdminClient::new(&admin.admin, &operator_token(admin.data_dir())?);
     match cmd {
         Subcommand::Cache(c) => cache(&client, &c.command, out, admin.json),
         Subcommand::Credential(c) => credential(&client, &c.command, out, admin.json),
+        Subcommand::Node(c) => node(&client, &c.command, out, admin.json),
     }
+}
+
+fn node(
+    client: &AdminClient,
+    cmd: &NodeCmd,
+    out: &mut dyn Write,
+    json: bool,
+) -> Result<(), CliError> {
+    let answer = match cmd {
+        NodeCmd::List => client.call("GET", "/admin/v1/nodes", None)?,
+        NodeCmd::Drain { name } => client.call(
+            "POST",
+            &format!("/admin/v1/nodes/{}/drain", segment(name)),
+            None,
+        )?,
+    };
+    if json {
+        return print::json(out, &answer).map_err(written);
+    }
+    match cmd {
+        NodeCmd::List => print::node_table(out, &answer),
+        NodeCmd::Drain { name } => writeln!(
+            out,
+            "Node {name} is draining: out of the discovery list now, stopping after its grace."
+        ),
+    }
+    .map_err(written)
 }
 
 /// The operator token: `SHOAL_ADMIN_TOKEN` if set and non-empty, else the

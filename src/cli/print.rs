@@ -166,6 +166,41 @@ fn state(enabled: &Value) -> &'static str {
     }
 }
 
+/// `shoal node list`: one row per node.
+pub(crate) fn node_table(out: &mut dyn Write, answer: &Value) -> Result<()> {
+    writeln!(
+        out,
+        "Cluster {} (membership version {}):",
+        text(&answer["cluster"]),
+        answer["version"]
+    )?;
+    let rows: Vec<Vec<String>> = items(&answer["nodes"])
+        .map(|n| {
+            let r = &n["report"];
+            let caches = r["caches"]
+                .as_array()
+                .map_or_else(|| r["caches"].to_string(), |c| c.len().to_string());
+            vec![
+                text(&n["name"]),
+                text(&n["state"]),
+                text(&n["admin"]),
+                caches,
+                format!(
+                    "{} / {}",
+                    memory(&r["memory_used"]),
+                    memory(&r["memory_limit"])
+                ),
+                format!("{:.1}s ago", n["heartbeat_age"].as_f64().unwrap_or(0.0)),
+            ]
+        })
+        .collect();
+    table(
+        out,
+        &["NAME", "STATE", "ADMIN", "CACHES", "MEMORY", "HEARTBEAT"],
+        &rows,
+    )
+}
+
 fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> Result<()> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {

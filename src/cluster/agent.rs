@@ -36,6 +36,8 @@ struct Agent {
     drain_at: Option<Instant>,
     updates: mpsc::UnboundedSender<Update>,
     nodes: Arc<Mutex<Vec<NodeInfo>>>,
+    /// `shares`, for the admin thread.
+    shared_shares: Arc<Mutex<HashMap<u32, u64>>>,
     hooks: Option<Hooks>,
     /// The last shares handed to the runtime, reported with the heartbeat.
     shares: HashMap<u32, u64>,
@@ -44,6 +46,16 @@ struct Agent {
 }
 
 type Fail = String;
+
+/// Where the agent publishes what it learns.
+pub(super) struct Outputs {
+    /// Newer states, to the admin thread.
+    pub updates: mpsc::UnboundedSender<Update>,
+    /// The node list, for the admin routes.
+    pub nodes: Arc<Mutex<Vec<NodeInfo>>>,
+    /// This node's plan shares, for the API's stats.
+    pub shares: Arc<Mutex<HashMap<u32, u64>>>,
+}
 
 async fn bounded<T, E: std::fmt::Display>(
     f: impl std::future::Future<Output = Result<T, E>>,
@@ -61,10 +73,14 @@ pub(super) fn run(
     new_token: String,
     connect_for: Duration,
     mut requests: mpsc::UnboundedReceiver<Request>,
-    updates: mpsc::UnboundedSender<Update>,
-    nodes: Arc<Mutex<Vec<NodeInfo>>>,
+    out: Outputs,
     joined: std_mpsc::SyncSender<Result<Joined, String>>,
 ) {
+    let Outputs {
+        updates,
+        nodes,
+        shares: shared_shares,
+    } = out;
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -86,6 +102,7 @@ pub(super) fn run(
             drain_at: None,
             updates,
             nodes,
+            shared_shares,
             hooks: None,
             shares: HashMap::new(),
             outage_logged: false,
@@ -294,9 +311,7 @@ impl Agent {
             Request::SetState { name, state, reply } => {
                 let r = match self.client.as_mut() {
                     None => Err("control plane unavailable".to_string()),
-                    Some(c) => {
-                        bounded(pg::set_state(c, &self.cfg.cluster, &name, state)).await
-                    }
+                    Some(c) => bounded(pg::set_state(c, &self.cfg.cluster, &name, state)).await,
                 };
                 if r.is_ok() {
                     self.refresh().await;
@@ -305,7 +320,12 @@ impl Agent {
             }
             Request::SaveHistory(json) => {
                 if let Some(c) = self.client.as_ref() {
-                    let r = bounded(pg::save_history(c, &self.cfg.cluster, &self.cfg.node_name, &json));
+                    let r = bounded(pg::save_history(
+                        c,
+                        &self.cfg.cluster,
+                        &self.cfg.node_name,
+                        &json,
+                    ));
                     if let Err(e) = r.await {
                         tracing::warn!("control plane: saving stats history: {e}");
                     }
@@ -317,7 +337,9 @@ impl Agent {
 
     async fn commit(&mut self, revision: u64, json: &[u8]) -> Result<(), CommitError> {
         let Some(client) = self.client.as_mut() else {
-            return Err(CommitError::Unavailable("no connection to the database".into()));
+            return Err(CommitError::Unavailable(
+                "no connection to the database".into(),
+            ));
         };
         match bounded(pg::commit(client, &self.cfg.cluster, revision, json)).await {
             Ok(Ok(())) => {
@@ -367,7 +389,7 @@ impl Agent {
         }
         let report = self.report();
         let reap = (self.connected_at.elapsed() >= self.cfg.node_timeout)
-            .then(|| self.cfg.node_timeout.as_secs_f64());
+            .then_some(self.cfg.node_timeout.as_secs_f64());
         let register = !self.registered;
         let cfg = self.cfg.clone();
         let Some(client) = self.client.as_mut() else {
@@ -397,7 +419,11 @@ impl Agent {
     }
 
     fn report(&self) -> String {
-        let mut report = self.hooks.as_ref().map(|h| (h.report)()).unwrap_or_default();
+        let mut report = self
+            .hooks
+            .as_ref()
+            .map(|h| (h.report)())
+            .unwrap_or_default();
         for c in &mut report.caches {
             c.share = self.shares.get(&c.id).copied().unwrap_or(c.plan);
         }
@@ -442,22 +468,36 @@ impl Agent {
     }
 
     /// Recomputes this node's share of every cache from the live nodes'
-    /// reports and hands them to the runtime.
+    /// reports and hands them to the runtime. This node's bytes are taken
+    /// from its own report too, not fresh: every node then splits the same
+    /// numbers, so the shares add up to the plan (fresh bytes here against
+    /// a heartbeat-old picture of the others would let each node claim a
+    /// little more than its part while the cache fills fast).
     fn update_shares(&mut self, up: &[&NodeInfo]) {
         let Some(hooks) = &self.hooks else {
             return;
         };
         let mine = (hooks.report)();
+        let reported = up.iter().find(|n| n.name == self.cfg.node_name);
         let peers: Vec<HashMap<u32, u64>> = up
             .iter()
             .filter(|n| n.name != self.cfg.node_name)
             .map(|n| n.report.caches.iter().map(|c| (c.id, c.bytes)).collect())
             .collect();
-        let held: HashMap<u32, (u64, u64)> =
-            mine.caches.iter().map(|c| (c.id, (c.plan, c.bytes))).collect();
+        let held: HashMap<u32, (u64, u64)> = mine
+            .caches
+            .iter()
+            .map(|c| {
+                let bytes = reported
+                    .and_then(|n| n.report.caches.iter().find(|r| r.id == c.id))
+                    .map_or(c.bytes, |r| r.bytes);
+                (c.id, (c.plan, bytes))
+            })
+            .collect();
         let next = shares::shares(&held, &peers);
         if next != self.shares {
             (hooks.shares)(next.clone());
+            *self.shared_shares.lock().unwrap_or_else(|e| e.into_inner()) = next.clone();
             self.shares = next;
         }
     }
@@ -475,7 +515,9 @@ impl Agent {
     }
 }
 
-async fn next_note(notes: &mut Option<mpsc::UnboundedReceiver<Notification>>) -> Option<Notification> {
+async fn next_note(
+    notes: &mut Option<mpsc::UnboundedReceiver<Notification>>,
+) -> Option<Notification> {
     match notes {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

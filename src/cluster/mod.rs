@@ -179,6 +179,7 @@ pub struct ControlPlane {
     requests: mpsc::UnboundedSender<Request>,
     updates: Mutex<Option<mpsc::UnboundedReceiver<Update>>>,
     nodes: Arc<Mutex<Vec<NodeInfo>>>,
+    shares: Arc<Mutex<HashMap<u32, u64>>>,
     name: String,
     cluster: String,
     advertised: String,
@@ -210,6 +211,8 @@ impl ControlPlane {
         let cluster = config.cluster.clone();
         let advertised = config.advertise.host_port();
         let agent_nodes = nodes.clone();
+        let shares = Arc::new(Mutex::new(HashMap::new()));
+        let agent_shares = shares.clone();
         std::thread::Builder::new()
             .name("shoal-control".into())
             .spawn(move || {
@@ -218,8 +221,11 @@ impl ControlPlane {
                     new_token,
                     connect_for,
                     rx,
-                    updates_tx,
-                    agent_nodes,
+                    agent::Outputs {
+                        updates: updates_tx,
+                        nodes: agent_nodes,
+                        shares: agent_shares,
+                    },
                     joined_tx,
                 )
             })
@@ -232,6 +238,7 @@ impl ControlPlane {
                 requests,
                 updates: Mutex::new(Some(updates_rx)),
                 nodes,
+                shares,
                 name,
                 cluster,
                 advertised,
@@ -249,7 +256,10 @@ impl ControlPlane {
 
     /// Newer states from other nodes (taken once, by the admin thread).
     pub fn take_updates(&self) -> Option<mpsc::UnboundedReceiver<Update>> {
-        self.updates.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.updates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// Where this node's admin endpoint listens (known once it is bound).
@@ -278,6 +288,15 @@ impl ControlPlane {
     /// Every node as of the last heartbeat or membership change.
     pub fn nodes(&self) -> Vec<NodeInfo> {
         self.nodes.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// This node's share of cache `id`'s plan (None before the first split).
+    pub fn share(&self, id: u32) -> Option<u64> {
+        self.shares
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .copied()
     }
 
     /// Marks node `name` leaving (it leaves the discovery list at once and
@@ -329,7 +348,10 @@ impl Backend for PgBackend {
             .map_err(|_| CommitError::Unavailable("the control plane stopped".into()))?;
         // The admin thread waits here like it waits for an fsync; the agent
         // bounds its own queries, this only bounds a wedged agent.
-        rx.recv_timeout(COMMIT_WAIT)
-            .unwrap_or_else(|_| Err(CommitError::Unavailable("no answer from the database".into())))
+        rx.recv_timeout(COMMIT_WAIT).unwrap_or_else(|_| {
+            Err(CommitError::Unavailable(
+                "no answer from the database".into(),
+            ))
+        })
     }
 }

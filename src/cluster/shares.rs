@@ -103,12 +103,20 @@ mod tests {
         loop {
             total += 0.001 * plan as f64;
             let b: Vec<u64> = q.iter().map(|f| (f * total) as u64).collect();
-            let mine = share(plan, Held { bytes: b[0] }, &[Held { bytes: b[1] }, Held { bytes: b[2] }]);
+            let mine = share(
+                plan,
+                Held { bytes: b[0] },
+                &[Held { bytes: b[1] }, Held { bytes: b[2] }],
+            );
             if b[0] >= mine {
                 break;
             }
         }
-        assert!(total / plan as f64 >= 0.98, "first eviction at {}", total / plan as f64);
+        assert!(
+            total / plan as f64 >= 0.98,
+            "first eviction at {}",
+            total / plan as f64
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod ascii;
 pub mod binary;
+pub mod config_cmd;
 pub mod meta;
 mod meta_ops;
 pub mod stats_cmd;

@@ -71,6 +71,10 @@ pub enum Command {
     /// `shutdown [graceful]` — answered `SERVER_ERROR: shutdown not enabled`
     /// unless enabled; `graceful` true for `shutdown graceful`.
     Shutdown { graceful: bool },
+    /// `config get <key>`: ElastiCache's cluster auto-discovery (`key` is
+    /// `cluster` for the node list; any other key is unknown). Answered by
+    /// the connection's own core from [`crate::topology::view`].
+    ConfigGet { key: Bytes },
     /// A meta command (M-mg, M-ms, M-md, M-ma, M-me, M-mn), boxed to keep
     /// `Command` small. `noreply` is always false: meta uses its `q` flag.
     Meta(Box<crate::protocol::meta::MetaRequest>),

@@ -96,7 +96,9 @@ fn advertise(flag: Option<&str>, bound: SocketAddr) -> Result<NodeAddr, StartErr
         None => {
             let ip = bound.ip();
             if ip.is_unspecified() {
-                tracing::warn!("listening on every interface: advertising 127.0.0.1 (set --advertise)");
+                tracing::warn!(
+                    "listening on every interface: advertising 127.0.0.1 (set --advertise)"
+                );
                 return Ok(NodeAddr {
                     host: "127.0.0.1".into(),
                     ip: "127.0.0.1".into(),
@@ -106,9 +108,10 @@ fn advertise(flag: Option<&str>, bound: SocketAddr) -> Result<NodeAddr, StartErr
             (ip.to_string(), bound.port())
         }
         Some(s) => match s.rsplit_once(':') {
-            Some((h, p)) if !h.is_empty() && !h.ends_with(':') && p.parse::<u16>().is_ok() => {
-                (h.trim_matches(['[', ']']).to_string(), p.parse().unwrap_or(0))
-            }
+            Some((h, p)) if !h.is_empty() && !h.ends_with(':') && p.parse::<u16>().is_ok() => (
+                h.trim_matches(['[', ']']).to_string(),
+                p.parse().unwrap_or(0),
+            ),
             _ => (s.trim_matches(['[', ']']).to_string(), bound.port()),
         },
     };

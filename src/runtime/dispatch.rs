@@ -182,6 +182,15 @@ impl Conn {
             (Control::Stats, Asker::Binary(req)) => {
                 self.with_scope(|scope, out| run_binary::stat(scope, req, out))
             }
+            // Auto-discovery: the process-wide node list, answered here.
+            (Control::ConfigGet, Asker::Ascii(req)) => {
+                if let Command::ConfigGet { key } = &req.cmd {
+                    exec::config_cmd::ascii(key, &mut self.out);
+                }
+            }
+            (Control::ConfigGet, Asker::Binary(req)) => {
+                exec::config_cmd::binary(req, &mut self.out)
+            }
             (Control::CacheMemlimit { megabytes }, _) => {
                 let line = if self.session.multi_tenant() {
                     self.tenant_memlimit(megabytes)

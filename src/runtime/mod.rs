@@ -117,10 +117,12 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
     // before anything listens.
     let control = if config.multi_tenant {
         let mut control = cluster::open(&config, bound)?;
-        control.store.set_capacity(crate::tenancy::capacity::Capacity {
-            node_bytes: config.memory_limit as u64,
-            overcommit: config.plan_overcommit,
-        });
+        control
+            .store
+            .set_capacity(crate::tenancy::capacity::Capacity {
+                node_bytes: config.memory_limit as u64,
+                overcommit: config.plan_overcommit,
+            });
         if control.store.operator_token_created() {
             TOKEN_CREATED.store(true, Ordering::Relaxed);
         }

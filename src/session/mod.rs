@@ -216,6 +216,11 @@ impl Session {
         if !self.multi_tenant {
             return Gate::Pass;
         }
+        // Auto-discovery comes before login (clients find the nodes, then
+        // log in to one) and reads no cache: any connection may ask.
+        if matches!(req.cmd, Command::ConfigGet { .. }) {
+            return Gate::Pass;
+        }
         if self.login.is_none() {
             return Gate::Authenticate;
         }
@@ -248,8 +253,9 @@ impl Session {
             Some(Control::SaslListMechs | Control::SaslAuth | Control::SaslStep) => {
                 return Gate::Pass
             }
-            // memcached answers Version before authentication too.
-            Some(Control::Version) => {}
+            // memcached answers Version before authentication too, and
+            // auto-discovery (config get) comes before login.
+            Some(Control::Version | Control::ConfigGet) => {}
             _ if self.login.is_none() => {
                 return Gate::RefuseBinary {
                     status: Status::AuthError,

@@ -37,6 +37,8 @@ pub enum Control {
         megabytes: u64,
     },
     Shutdown,
+    /// `config get <key>` (ElastiCache auto-discovery), both wires.
+    ConfigGet,
     /// A multi-key get (text protocol): split per owner core.
     MultiGet,
     /// Binary SASL: LIST_MECHS, AUTH, STEP.
@@ -111,6 +113,7 @@ pub fn ascii_control(req: &Request) -> Control {
             megabytes: *megabytes,
         },
         Command::Shutdown { .. } => Control::Shutdown,
+        Command::ConfigGet { .. } => Control::ConfigGet,
         _ => Control::Unknown,
     }
 }
@@ -128,6 +131,7 @@ pub fn binary_control(req: &BinRequest) -> Control {
         BinCommand::SaslListMechs => Control::SaslListMechs,
         BinCommand::SaslAuth => Control::SaslAuth,
         BinCommand::SaslStep => Control::SaslStep,
+        BinCommand::ConfigGet => Control::ConfigGet,
         _ => Control::Unknown,
     }
 }

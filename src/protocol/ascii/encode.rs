@@ -89,6 +89,28 @@ pub fn version(out: &mut BytesMut, version: &str) {
     out.put_slice(b"\r\n");
 }
 
+/// `config get <key>` (ElastiCache auto-discovery):
+/// `CONFIG <key> <flags> <bytes>\r\n<data>\r\nEND\r\n`, a one-value get
+/// reply under another name.
+#[inline]
+pub fn config(out: &mut BytesMut, key: &[u8], flags: u32, data: &[u8]) {
+    let mut fl = itoa::Buffer::new();
+    let fl = fl.format(flags).as_bytes();
+    let mut ln = itoa::Buffer::new();
+    let ln = ln.format(data.len()).as_bytes();
+    out.reserve(7 + key.len() + 1 + fl.len() + 1 + ln.len() + 2 + data.len() + 2 + 5);
+    out.put_slice(b"CONFIG ");
+    out.put_slice(key);
+    out.put_u8(b' ');
+    out.put_slice(fl);
+    out.put_u8(b' ');
+    out.put_slice(ln);
+    out.put_slice(b"\r\n");
+    out.put_slice(data);
+    out.put_slice(b"\r\n");
+    out.put_slice(reply::END);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +151,17 @@ mod tests {
             b"STAT curr_items 7\r\n"
         );
         assert_eq!(enc(|o| version(o, "1.6.18")), b"VERSION 1.6.18\r\n");
+    }
+
+    #[test]
+    fn a_config_value() {
+        assert_eq!(
+            enc(|o| config(o, b"cluster", 0, b"1\nh|10.0.0.1|11211\n")),
+            b"CONFIG cluster 0 19\r\n1\nh|10.0.0.1|11211\n\r\nEND\r\n"
+        );
+        assert_eq!(
+            enc(|o| config(o, b"cluster", 0, b"")),
+            b"CONFIG cluster 0 0\r\n\r\nEND\r\n"
+        );
     }
 }

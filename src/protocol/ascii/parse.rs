@@ -234,6 +234,7 @@ impl AsciiParser {
             b'c' => match cmd {
                 b"cas" => self.store(buf, frame_len, t, StoreMode::Cas),
                 b"cache_memlimit" => memlimit(buf, frame_len, t),
+                b"config" => config::config_get(buf, frame_len, t),
                 _ => err(buf),
             },
             b'i' => match cmd {
@@ -632,5 +633,6 @@ fn memlimit(buf: &mut BytesMut, frame_len: usize, t: &Tokens) -> Parsed {
     )
 }
 
+mod config;
 #[cfg(test)]
 mod tests;

@@ -135,6 +135,24 @@ pub fn version(out: &mut BytesMut, req: &BinRequest, version: &str) {
     );
 }
 
+/// ElastiCache `config get` (opcode 0x60) success: 4-byte flags extras and
+/// the configuration text as the value, no key, CAS 0 — the layout of a Get
+/// hit, which is how the AWS cluster clients decode it (their
+/// `GetConfigOperationImpl` reads the flags, then the data). Never quiet.
+#[inline]
+pub fn config(out: &mut BytesMut, req: &BinRequest, flags: u32, value: &[u8]) {
+    response(
+        out,
+        req.opcode,
+        req.opaque,
+        Status::Success,
+        0,
+        &flags.to_be_bytes(),
+        b"",
+        value,
+    );
+}
+
 /// 0x81 `Unknown command`: what memcached built without SASL answers to
 /// the SASL opcodes (clients such as Dalli read it as "no auth needed").
 #[inline]
@@ -309,6 +327,23 @@ mod tests {
         out.clear();
         get_miss(&mut out, &req(opcode::GETKQ, true, b"key"), true);
         assert!(out.is_empty(), "B-5: a quiet miss is silent");
+    }
+
+    #[test]
+    fn config_get_layout() {
+        let mut out = BytesMut::new();
+        config(
+            &mut out,
+            &req(opcode::CONFIG_GET, false, b"cluster"),
+            0,
+            b"1\nh|i|1\n",
+        );
+        let mut want =
+            b"\x81\x60\x00\x00\x04\x00\x00\x00\x00\x00\x00\x0c\x01\x02\x03\x04\0\0\0\0\0\0\0\0"
+                .to_vec();
+        want.extend_from_slice(b"\0\0\0\0");
+        want.extend_from_slice(b"1\nh|i|1\n");
+        assert_eq!(&out[..], &want[..]);
     }
 
     #[test]

@@ -45,6 +45,9 @@ pub const GATKQ: u8 = 0x24;
 /// by memcached, answered 0x81.
 pub const RGET: u8 = 0x30;
 pub const RDECRQ: u8 = 0x3c;
+/// ElastiCache's `config get <key>` (cluster auto-discovery; key
+/// `cluster`), not in memcached: the AWS cluster clients send it.
+pub const CONFIG_GET: u8 = 0x60;
 
 /// The loud opcode of a quiet one and whether it was quiet
 /// (memcached `dispatch_bin_command` folds them the same way).

@@ -218,6 +218,9 @@ fn shape(base: u8, ext: usize, key: usize, body: usize) -> Shape {
         op::STAT => check(ext == 0, Body::Ignored),
         op::SASL_AUTH | op::SASL_STEP => check(ext == 0 && key != 0, Body::Value),
         op::TOUCH | op::GAT | op::GATK => check(ext == 4 && key != 0, Body::Ignored),
+        // The key is the configuration's name; an empty one is an unknown
+        // configuration (the executor's KEY_ENOENT), not a bad frame.
+        op::CONFIG_GET => check(ext == 0 && body == key, Body::Exact),
         _ => Shape::Unknown,
     }
 }
@@ -297,6 +300,7 @@ fn command(base: u8, extras: &[u8], too_large: bool) -> BinCommand {
         op::STAT => BinCommand::Stat,
         op::SASL_LIST_MECHS => BinCommand::SaslListMechs,
         op::SASL_AUTH => BinCommand::SaslAuth,
+        op::CONFIG_GET => BinCommand::ConfigGet,
         // `shape` admits nothing else.
         _ => BinCommand::SaslStep,
     }

@@ -58,6 +58,9 @@ pub enum BinCommand {
     SaslAuth,
     /// SASL step: `key` = mechanism, `value` = the client's response.
     SaslStep,
+    /// ElastiCache `config get`: `key` names the configuration (`cluster`
+    /// for auto-discovery); no extras, no value.
+    ConfigGet,
 }
 
 /// One complete, validated binary request.
@@ -97,8 +100,9 @@ impl BinRequest {
         }
     }
 
-    /// Stat, Flush, Version, Noop, Quit and the SASL requests: answered by
-    /// the connection (which can see every core), never routed to a shard.
+    /// Stat, Flush, Version, Noop, Quit, ConfigGet and the SASL requests:
+    /// answered by the connection (which can see every core), never routed
+    /// to a shard.
     #[inline]
     pub fn is_server_wide(&self) -> bool {
         self.key_for_routing().is_none()

@@ -529,3 +529,26 @@ fn oversized_sasl_payload_is_unknown_command() {
     assert_eq!(p.parse(&mut buf), BinParsed::Incomplete);
     assert!(buf.is_empty());
 }
+
+#[test]
+fn config_get_is_server_wide_with_its_key() {
+    let r = request(&frame(op::CONFIG_GET, b"", b"cluster", b"", 5, 0));
+    assert_eq!(r.cmd, BinCommand::ConfigGet);
+    assert_eq!((&r.key[..], r.opaque, r.quiet), (&b"cluster"[..], 5, false));
+    assert!(r.is_server_wide());
+    // An empty key is an unknown configuration, not a bad frame.
+    assert_eq!(
+        request(&frame(op::CONFIG_GET, b"", b"", b"", 6, 0)).cmd,
+        BinCommand::ConfigGet
+    );
+    // Extras or a value: malformed (0x04 and close).
+    for f in [
+        frame(op::CONFIG_GET, &[0; 4], b"cluster", b"", 1, 0),
+        frame(op::CONFIG_GET, b"", b"cluster", b"x", 1, 0),
+    ] {
+        match parse_all(&f).0 {
+            BinParsed::ErrorClose(out) => assert_eq!(status_of(&out).1, 0x04),
+            other => panic!("{other:?}"),
+        }
+    }
+}
