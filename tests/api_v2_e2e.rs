@@ -190,6 +190,10 @@ fn api_v2_routes(cores: usize) {
     let data = d.stats("");
     let (st, stats) = api(&s, "GET", &path("stats"), me, None);
     assert_eq!(st, 200);
+    // One object per server, keyed by its host:port (MemCachier's shape).
+    let servers = stats.as_object().unwrap();
+    assert_eq!(servers.len(), 1, "{stats}");
+    let stats = servers[&s.addr.to_string()].clone();
     for name in ["get_hits", "get_misses", "cmd_get", "cmd_set", "curr_items"] {
         assert_eq!(
             stats[name].as_u64().unwrap().to_string(),
@@ -206,6 +210,7 @@ fn api_v2_routes(cores: usize) {
         Some((&b.user, &b.pass)),
         None,
     );
+    let bs = bs.as_object().unwrap().values().next().unwrap().clone();
     assert_eq!(
         (st, bs["get_hits"].clone()),
         (200, Value::from(0)),

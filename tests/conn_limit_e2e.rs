@@ -124,6 +124,7 @@ fn limit_caps_logins_at(cores: usize) {
         None,
     );
     assert_eq!(code, 200, "{v}");
+    let v = v.as_object().unwrap().values().next().unwrap().clone();
     assert_eq!(v["max_connections"], 3);
     assert_eq!(v["rejected_connections"], 2);
     let (code, v) = s.api_v2(

@@ -60,15 +60,30 @@ pub(super) fn derive(
     }
 }
 
+/// API v2 `stats` (one object per server) summed over the servers; `time`
+/// is the latest.
+fn cluster_totals(stats: &Value) -> Option<Map<String, Value>> {
+    let mut sum = Map::new();
+    for server in stats.as_object()?.values() {
+        for (k, v) in server.as_object()? {
+            let Some(n) = v.as_u64() else { continue };
+            let was = sum.get(k).and_then(Value::as_u64).unwrap_or(0);
+            let next = if k == "time" { was.max(n) } else { was + n };
+            sum.insert(k.clone(), Value::from(next));
+        }
+    }
+    Some(sum)
+}
+
 /// A cache's summary: every field of API v2 `stats`, plus `name`, `enabled`,
 /// `hit_rate_hour` (0..1 or null), `new_evictions` and `mem_fraction`.
 /// None: no such cache (or the API would not answer).
 pub(super) async fn cache_summary(state: &Arc<AdminState>, id: u32) -> Option<Value> {
     let cache = state.lock().cache(id)?;
     let stats = proxy::get_json(state, &format!("/api/v2/caches/{id}/stats")).await?;
-    let Value::Object(mut map) = stats else {
-        return None;
-    };
+    let mut map = cluster_totals(&stats)?;
+    // The plan, not the sum of the servers' shares of it.
+    map.insert("limit_maxbytes".into(), Value::from(cache.memory_limit));
     let n = |map: &Map<String, Value>, k: &str| map.get(k).and_then(Value::as_u64).unwrap_or(0);
     let derived = {
         let history = state.history.lock().unwrap_or_else(|e| e.into_inner());
