@@ -5,7 +5,7 @@
 mod common;
 use common::Server;
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 
 /// A binary request frame (B-*): 24-byte header + extras + key + value.
 fn frame(opcode: u8, opaque: u32, key: &[u8], extras: &[u8], value: &[u8]) -> Vec<u8> {
@@ -24,23 +24,8 @@ fn frame(opcode: u8, opaque: u32, key: &[u8], extras: &[u8], value: &[u8]) -> Ve
 
 /// Reads one binary response: (opcode, status, opaque, key, value).
 fn response(s: &mut std::net::TcpStream) -> (u8, u16, u32, Vec<u8>, Vec<u8>) {
-    let mut h = [0u8; 24];
-    s.read_exact(&mut h).unwrap();
-    assert_eq!(h[0], 0x81, "response magic");
-    let keylen = u16::from_be_bytes([h[2], h[3]]) as usize;
-    let extlen = h[4] as usize;
-    let status = u16::from_be_bytes([h[6], h[7]]);
-    let body = u32::from_be_bytes([h[8], h[9], h[10], h[11]]) as usize;
-    let opaque = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
-    let mut b = vec![0; body];
-    s.read_exact(&mut b).unwrap();
-    (
-        h[1],
-        status,
-        opaque,
-        b[extlen..extlen + keylen].to_vec(),
-        b[extlen + keylen..].to_vec(),
-    )
+    let (op, status, opaque, _, key, value) = common::bin_response(s);
+    (op, status, opaque, key, value)
 }
 
 fn binary_quiet_pipeline(cores: usize) {

@@ -5,7 +5,7 @@
 
 mod common;
 use common::{Client, Server};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
@@ -33,29 +33,6 @@ fn frame(opcode: u8, opaque: u32, key: &[u8]) -> Vec<u8> {
     f
 }
 
-/// One binary response: (opcode, status, opaque, extras, key, value).
-#[allow(clippy::type_complexity)]
-fn response(s: &mut TcpStream) -> (u8, u16, u32, Vec<u8>, Vec<u8>, Vec<u8>) {
-    let mut h = [0u8; 24];
-    s.read_exact(&mut h).unwrap();
-    assert_eq!(h[0], 0x81, "response magic");
-    let keylen = u16::from_be_bytes([h[2], h[3]]) as usize;
-    let extlen = h[4] as usize;
-    let status = u16::from_be_bytes([h[6], h[7]]);
-    let body = u32::from_be_bytes([h[8], h[9], h[10], h[11]]) as usize;
-    let opaque = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
-    let mut b = vec![0; body];
-    s.read_exact(&mut b).unwrap();
-    (
-        h[1],
-        status,
-        opaque,
-        b[..extlen].to_vec(),
-        b[extlen..extlen + keylen].to_vec(),
-        b[extlen + keylen..].to_vec(),
-    )
-}
-
 fn binary_conn(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -75,7 +52,7 @@ fn check_ascii(c: &mut Client, addr: SocketAddr) {
 /// Sends a binary `config get cluster` on `s` and checks the answer.
 fn check_binary(s: &mut TcpStream, addr: SocketAddr, opaque: u32) {
     s.write_all(&frame(0x60, opaque, b"cluster")).unwrap();
-    let (op, status, opq, extras, key, value) = response(s);
+    let (op, status, opq, extras, key, value) = common::bin_response(s);
     assert_eq!((op, status, opq), (0x60, 0, opaque));
     assert_eq!(extras, vec![0, 0, 0, 0], "flags 0");
     assert!(key.is_empty());
@@ -123,12 +100,12 @@ fn binary_discovery(cores: usize) {
         check_binary(&mut s, srv.addr, 0x1000 + i);
         // Unknown key: KEY_ENOENT, and the connection keeps serving.
         s.write_all(&frame(0x60, 7, b"nodes")).unwrap();
-        let (op, status, opq, extras, key, value) = response(&mut s);
+        let (op, status, opq, extras, key, value) = common::bin_response(&mut s);
         assert_eq!((op, status, opq), (0x60, 0x01, 7));
         assert!(extras.is_empty() && key.is_empty());
         assert_eq!(value, b"Not found");
         s.write_all(&frame(0x0a, 8, b"")).unwrap(); // Noop
-        assert_eq!(response(&mut s).1, 0);
+        assert_eq!(common::bin_response(&mut s).1, 0);
     }
 }
 
@@ -163,11 +140,11 @@ fn before_login_in_multi_tenant_mode(cores: usize) {
         let mut s = binary_conn(srv.addr);
         check_binary(&mut s, srv.addr, i);
         s.write_all(&frame(0x60, 9, b"other")).unwrap();
-        assert_eq!(response(&mut s).1, 0x01);
+        assert_eq!(common::bin_response(&mut s).1, 0x01);
         check_binary(&mut s, srv.addr, 10 + i);
         // A keyed request still needs authentication (0x20, then close).
         s.write_all(&frame(0x00, 11, b"k")).unwrap();
-        assert_eq!(response(&mut s).1, 0x20);
+        assert_eq!(common::bin_response(&mut s).1, 0x20);
     }
 }
 

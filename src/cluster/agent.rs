@@ -9,7 +9,9 @@ use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, Client, NoTls, Notification};
 
 use super::pg::{self, Me};
-use super::{shares, ClusterConfig, Hooks, Joined, NodeInfo, NodeState, Request, Update};
+use super::{
+    shares, ClusterConfig, Hooks, Joined, NodeInfo, NodeReport, NodeState, Request, Update,
+};
 use crate::tenancy::backend::CommitError;
 use crate::topology::{self, ClusterView, NodeAddr};
 
@@ -32,20 +34,31 @@ struct Agent {
     revision: u64,
     /// This process has registered (its first heartbeat went through).
     registered: bool,
-    /// Drained: when the grace ends and the process stops.
-    drain_at: Option<Instant>,
+    drain: Drain,
     updates: mpsc::UnboundedSender<Update>,
     nodes: Arc<Mutex<Vec<NodeInfo>>>,
-    /// `shares`, for the admin thread.
-    shared_shares: Arc<Mutex<HashMap<u32, u64>>>,
+    /// This node's shares of the plans: handed to the runtime, reported
+    /// with the heartbeat, read by the admin thread.
+    shares: Arc<Mutex<HashMap<u32, u64>>>,
+    /// What the last heartbeat reported (the caches and their plans the
+    /// shares are computed for).
+    last_report: NodeReport,
     hooks: Option<Hooks>,
-    /// The last shares handed to the runtime, reported with the heartbeat.
-    shares: HashMap<u32, u64>,
     /// Logged once per outage.
     outage_logged: bool,
 }
 
 type Fail = String;
+
+/// Where a drain stands.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Drain {
+    Serving,
+    /// Out of the discovery list; stop once this passes.
+    Until(Instant),
+    /// The stop was requested.
+    Over,
+}
 
 /// Where the agent publishes what it learns.
 pub(super) struct Outputs {
@@ -79,7 +92,7 @@ pub(super) fn run(
     let Outputs {
         updates,
         nodes,
-        shares: shared_shares,
+        shares,
     } = out;
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -99,12 +112,12 @@ pub(super) fn run(
             connected_at: Instant::now(),
             revision: 0,
             registered: false,
-            drain_at: None,
+            drain: Drain::Serving,
             updates,
             nodes,
-            shared_shares,
+            shares,
+            last_report: NodeReport::default(),
             hooks: None,
-            shares: HashMap::new(),
             outage_logged: false,
         };
         match agent.join(&new_token, connect_for).await {
@@ -182,7 +195,11 @@ impl Agent {
         let mut backoff = BACKOFF_MIN;
         loop {
             match self.try_join(new_token).await {
-                Ok(j) => return Ok(j),
+                Ok(j) => {
+                    // Only a new database needs it; it can be a whole state.
+                    self.cfg.seed = None;
+                    return Ok(j);
+                }
                 Err(e) if Instant::now() + backoff < deadline => {
                     tracing::warn!("control plane: {e}; retrying");
                     self.client = None;
@@ -246,12 +263,11 @@ impl Agent {
             let retry = tokio::time::sleep_until(retry_at.into());
             tokio::select! {
                 req = requests.recv() => match req {
-                    Some(Request::Stop(done)) => {
-                        self.leave().await;
-                        let _ = done.send(());
-                        return;
+                    Some(r) => {
+                        if !self.handle(r).await {
+                            return;
+                        }
                     }
-                    Some(r) => self.handle(r).await,
                     None => return,
                 },
                 note = next_note(&mut self.notes) => match note {
@@ -260,8 +276,8 @@ impl Agent {
                 },
                 _ = tick.tick() => {
                     self.beat().await;
-                    if self.drain_at.is_some_and(|t| Instant::now() >= t) {
-                        self.drain_at = Some(Instant::now() + Duration::from_secs(3600));
+                    if matches!(self.drain, Drain::Until(t) if Instant::now() >= t) {
+                        self.drain = Drain::Over;
                         if let Some(h) = &self.hooks {
                             (h.drained)();
                         }
@@ -291,7 +307,8 @@ impl Agent {
         Ok(())
     }
 
-    async fn handle(&mut self, req: Request) {
+    /// Serves one request; false when it was the stop.
+    async fn handle(&mut self, req: Request) -> bool {
         match req {
             Request::Commit {
                 revision,
@@ -331,8 +348,13 @@ impl Agent {
                     }
                 }
             }
-            Request::Stop(_) => {}
+            Request::Stop(done) => {
+                self.leave().await;
+                let _ = done.send(());
+                return false;
+            }
         }
+        true
     }
 
     async fn commit(&mut self, revision: u64, json: &[u8]) -> Result<(), CommitError> {
@@ -387,20 +409,21 @@ impl Agent {
         if self.client.is_none() {
             return;
         }
-        let report = self.report();
+        self.last_report = self.report();
+        let report = serde_json::to_string(&self.last_report).unwrap_or_else(|_| "{}".into());
         let reap = (self.connected_at.elapsed() >= self.cfg.node_timeout)
             .then_some(self.cfg.node_timeout.as_secs_f64());
         let register = !self.registered;
-        let cfg = self.cfg.clone();
-        let Some(client) = self.client.as_mut() else {
+        let Some(mut client) = self.client.take() else {
             return;
         };
         let r = async {
-            let me = me_of(&cfg);
-            bounded(pg::heartbeat(client, &me, &report, register, reap)).await?;
-            bounded(pg::revision(client, &cfg.cluster)).await
+            let me = me_of(&self.cfg);
+            bounded(pg::heartbeat(&mut client, &me, &report, register, reap)).await?;
+            bounded(pg::revision(&client, &self.cfg.cluster)).await
         }
         .await;
+        self.client = Some(client);
         match r {
             Ok(revision) => {
                 self.registered = true;
@@ -418,16 +441,18 @@ impl Agent {
         }
     }
 
-    fn report(&self) -> String {
+    /// The runtime's numbers with this node's shares filled in.
+    fn report(&self) -> NodeReport {
         let mut report = self
             .hooks
             .as_ref()
             .map(|h| (h.report)())
             .unwrap_or_default();
+        let shares = lock(&self.shares);
         for c in &mut report.caches {
-            c.share = self.shares.get(&c.id).copied().unwrap_or(c.plan);
+            c.share = shares.get(&c.id).copied().unwrap_or(c.plan);
         }
-        serde_json::to_string(&report).unwrap_or_else(|_| "{}".into())
+        report
     }
 
     /// Reads the node list: the discovery list, this node's plan shares,
@@ -457,12 +482,12 @@ impl Agent {
         });
         self.update_shares(&up);
         let me = nodes.iter().find(|n| n.name == self.cfg.node_name);
-        if me.is_some_and(|n| n.state == NodeState::Leaving) && self.drain_at.is_none() {
+        if me.is_some_and(|n| n.state == NodeState::Leaving) && self.drain == Drain::Serving {
             tracing::warn!(
                 "drained: out of the discovery list; stopping in {:?}",
                 self.cfg.drain_grace
             );
-            self.drain_at = Some(Instant::now() + self.cfg.drain_grace);
+            self.drain = Drain::Until(Instant::now() + self.cfg.drain_grace);
         }
         *self.nodes.lock().unwrap_or_else(|e| e.into_inner()) = nodes;
     }
@@ -477,14 +502,14 @@ impl Agent {
         let Some(hooks) = &self.hooks else {
             return;
         };
-        let mine = (hooks.report)();
         let reported = up.iter().find(|n| n.name == self.cfg.node_name);
         let peers: Vec<HashMap<u32, u64>> = up
             .iter()
             .filter(|n| n.name != self.cfg.node_name)
             .map(|n| n.report.caches.iter().map(|c| (c.id, c.bytes)).collect())
             .collect();
-        let held: HashMap<u32, (u64, u64)> = mine
+        let held: HashMap<u32, (u64, u64)> = self
+            .last_report
             .caches
             .iter()
             .map(|c| {
@@ -495,10 +520,10 @@ impl Agent {
             })
             .collect();
         let next = shares::shares(&held, &peers);
-        if next != self.shares {
+        let mut current = lock(&self.shares);
+        if next != *current {
             (hooks.shares)(next.clone());
-            *self.shared_shares.lock().unwrap_or_else(|e| e.into_inner()) = next.clone();
-            self.shares = next;
+            *current = next;
         }
     }
 
@@ -513,6 +538,10 @@ impl Agent {
             }
         }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 async fn next_note(

@@ -162,13 +162,14 @@ fn node_report(server: &Server) -> NodeReport {
             .map(|r| r.totals())
             .unwrap_or_default();
         report.memory_used += t.bytes;
+        // The agent fills in the share.
         report.caches.push(CacheReport {
             id: cache.id,
             plan: cache.memory_limit,
-            share: cache.memory_limit,
             bytes: t.bytes,
             items: t.curr_items,
             evictions: t.evictions,
+            ..CacheReport::default()
         });
     }
     report

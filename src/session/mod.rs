@@ -216,12 +216,12 @@ impl Session {
         if !self.multi_tenant {
             return Gate::Pass;
         }
-        // Auto-discovery comes before login (clients find the nodes, then
-        // log in to one) and reads no cache: any connection may ask.
-        if matches!(req.cmd, Command::ConfigGet { .. }) {
-            return Gate::Pass;
-        }
         if self.login.is_none() {
+            // Auto-discovery comes before login (clients find the nodes,
+            // then log in to one) and reads no cache: any connection may ask.
+            if matches!(req.cmd, Command::ConfigGet { .. }) {
+                return Gate::Pass;
+            }
             return Gate::Authenticate;
         }
         if self.may_write() {

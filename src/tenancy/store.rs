@@ -635,19 +635,36 @@ impl ControlStore {
             }
         };
 
-        let registry = Arc::new(build_registry(&state));
-        Ok(ControlStore {
+        let backend = Box::new(FileBackend {
             dir: dir.to_path_buf(),
+        });
+        Ok(ControlStore::assemble(
+            dir,
+            state,
+            (token, token_created),
+            backend,
+            lock,
+        ))
+    }
+
+    /// A store over a loaded `state`, its registry published.
+    fn assemble(
+        dir: &Path,
+        state: State,
+        (token, token_created): (String, bool),
+        backend: Box<dyn Backend>,
+        lock: File,
+    ) -> ControlStore {
+        ControlStore {
+            dir: dir.to_path_buf(),
+            registry: Arc::new(build_registry(&state)),
             state,
             token,
             token_created,
-            registry,
             capacity: None,
-            backend: Box::new(FileBackend {
-                dir: dir.to_path_buf(),
-            }),
+            backend,
             _lock: lock,
-        })
+        }
     }
 
     /// Opens a store whose state lives in a shared `backend` (a cluster's
@@ -669,17 +686,13 @@ impl ControlStore {
         if read_private(dir, OPERATOR_TOKEN_FILE)?.as_deref() != Some(line.as_bytes()) {
             write_private(dir, OPERATOR_TOKEN_FILE, line.as_bytes())?;
         }
-        let registry = Arc::new(build_registry(&state));
-        Ok(ControlStore {
-            dir: dir.to_path_buf(),
+        Ok(ControlStore::assemble(
+            dir,
             state,
-            token,
-            token_created,
-            registry,
-            capacity: None,
+            (token, token_created),
             backend,
-            _lock: lock,
-        })
+            lock,
+        ))
     }
 
     /// The committed revision this store holds.

@@ -39,6 +39,8 @@ import time
 import urllib.error
 import urllib.request
 
+from wire import CheckFailed, check, recv_exact, recv_line, recv_until
+
 BIN = os.environ.get("SHOAL_BIN", "target/release/shoal")
 HEARTBEAT, NODE_TIMEOUT, DRAIN_GRACE = 0.5, 2, 1
 NODE_MEMORY_MB = 256
@@ -58,15 +60,6 @@ FILL_MIN_FRACTION = 0.95
 
 BIN_HEADER = struct.Struct("!BBHBBHLLQ")
 OP_SASL_AUTH = 0x21
-
-
-class CheckFailed(AssertionError):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise CheckFailed(what)
 
 
 def log(msg):
@@ -507,28 +500,6 @@ def connect(node, timeout=5):
     return s
 
 
-def recv_line(s, limit=65536):
-    buf = b""
-    while not buf.endswith(b"\r\n"):
-        c = s.recv(1)
-        if not c:
-            raise CheckFailed(f"connection closed after {buf!r} (a line wanted)")
-        buf += c
-        check(len(buf) <= limit, f"reply line too long: {buf[:80]!r}")
-    return buf
-
-
-def recv_until(s, end, limit=1 << 20):
-    buf = b""
-    while not buf.endswith(end):
-        c = s.recv(65536)
-        if not c:
-            raise CheckFailed(f"connection closed after {buf[-200:]!r} ({end!r} wanted)")
-        buf += c
-        check(len(buf) <= limit, f"reply too long: {buf[:200]!r}")
-    return buf
-
-
 def ascii_auth_bytes(cred):
     p = cred.password.encode()
     return b"set %s 0 0 %d\r\n%s\r\n" % (cred.user.encode(), len(p), p)
@@ -564,16 +535,6 @@ def sasl_login(node, cred):
         s.close()
         raise CheckFailed(f"SASL auth of {cred} on node {node.name}: status {hdr[5]:#x} {body!r}")
     return s
-
-
-def recv_exact(s, n):
-    buf = b""
-    while len(buf) < n:
-        c = s.recv(n - len(buf))
-        if not c:
-            raise CheckFailed(f"connection closed after {buf!r} ({n} bytes wanted)")
-        buf += c
-    return buf
 
 
 def ascii_cmd(s, line, data=None):

@@ -29,6 +29,8 @@ import subprocess
 import sys
 import time
 
+from wire import recv_exact, recv_line
+
 HOST = PORT = None
 CFG = {}
 
@@ -153,29 +155,6 @@ def raw_connect():
     s = socket.create_connection((HOST, PORT), timeout=5)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return s
-
-
-def recv_exact(s, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            raise AssertionError(f"connection closed after {buf!r} ({n} bytes wanted)")
-        buf += chunk
-    return buf
-
-
-def recv_line(s, limit=65536):
-    """One reply line including its \\r\\n (byte by byte: nothing after it is
-    consumed)."""
-    buf = b""
-    while not buf.endswith(b"\r\n"):
-        c = s.recv(1)
-        if not c:
-            raise AssertionError(f"connection closed after {buf!r} (a line wanted)")
-        buf += c
-        check(len(buf) <= limit, f"reply line too long: {buf[:80]!r}")
-    return buf
 
 
 def wait_closed(s, within, what):

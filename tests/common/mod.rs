@@ -536,3 +536,26 @@ pub fn sasl_plain(addr: SocketAddr, user: &str, pass: &str) -> (TcpStream, u16, 
     t.read_exact(&mut body).unwrap();
     (t, status, body)
 }
+
+/// One binary response: (opcode, status, opaque, extras, key, value).
+#[allow(clippy::type_complexity)]
+pub fn bin_response(s: &mut std::net::TcpStream) -> (u8, u16, u32, Vec<u8>, Vec<u8>, Vec<u8>) {
+    let mut h = [0u8; 24];
+    s.read_exact(&mut h).unwrap();
+    assert_eq!(h[0], 0x81, "response magic");
+    let keylen = u16::from_be_bytes([h[2], h[3]]) as usize;
+    let extlen = h[4] as usize;
+    let status = u16::from_be_bytes([h[6], h[7]]);
+    let body = u32::from_be_bytes([h[8], h[9], h[10], h[11]]) as usize;
+    let opaque = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
+    let mut b = vec![0; body];
+    s.read_exact(&mut b).unwrap();
+    (
+        h[1],
+        status,
+        opaque,
+        b[..extlen].to_vec(),
+        b[extlen..extlen + keylen].to_vec(),
+        b[extlen + keylen..].to_vec(),
+    )
+}

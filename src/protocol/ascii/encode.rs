@@ -10,6 +10,13 @@ use crate::protocol::reply;
 /// `cas` is `Some` for gets/gats.
 #[inline]
 pub fn value(out: &mut BytesMut, key: &[u8], flags: u32, data: &[u8], cas: Option<u64>) {
+    item(out, b"VALUE ", key, flags, data, cas);
+}
+
+/// `<head><key> <flags> <bytes>[ <cas>]\r\n<data>\r\n`: a get hit's item,
+/// or under another head (`CONFIG `) the same shape.
+#[inline]
+fn item(out: &mut BytesMut, head: &[u8], key: &[u8], flags: u32, data: &[u8], cas: Option<u64>) {
     let mut fl = itoa::Buffer::new();
     let fl = fl.format(flags).as_bytes();
     let mut ln = itoa::Buffer::new();
@@ -19,8 +26,8 @@ pub fn value(out: &mut BytesMut, key: &[u8], flags: u32, data: &[u8], cas: Optio
         Some(c) => cb.format(c).as_bytes(),
         None => b"",
     };
-    // "VALUE " key ' ' flags ' ' len [' ' cas] "\r\n" data "\r\n"
-    let total = 6
+    // head key ' ' flags ' ' len [' ' cas] "\r\n" data "\r\n"
+    let total = head.len()
         + key.len()
         + 1
         + fl.len()
@@ -31,7 +38,7 @@ pub fn value(out: &mut BytesMut, key: &[u8], flags: u32, data: &[u8], cas: Optio
         + data.len()
         + 2;
     out.reserve(total);
-    out.put_slice(b"VALUE ");
+    out.put_slice(head);
     out.put_slice(key);
     out.put_u8(b' ');
     out.put_slice(fl);
@@ -94,20 +101,7 @@ pub fn version(out: &mut BytesMut, version: &str) {
 /// reply under another name.
 #[inline]
 pub fn config(out: &mut BytesMut, key: &[u8], flags: u32, data: &[u8]) {
-    let mut fl = itoa::Buffer::new();
-    let fl = fl.format(flags).as_bytes();
-    let mut ln = itoa::Buffer::new();
-    let ln = ln.format(data.len()).as_bytes();
-    out.reserve(7 + key.len() + 1 + fl.len() + 1 + ln.len() + 2 + data.len() + 2 + 5);
-    out.put_slice(b"CONFIG ");
-    out.put_slice(key);
-    out.put_u8(b' ');
-    out.put_slice(fl);
-    out.put_u8(b' ');
-    out.put_slice(ln);
-    out.put_slice(b"\r\n");
-    out.put_slice(data);
-    out.put_slice(b"\r\n");
+    item(out, b"CONFIG ", key, flags, data, None);
     out.put_slice(reply::END);
 }
 
