@@ -237,7 +237,7 @@ async fn enable_cache(
 /// follows sees an empty cache.
 async fn flush(State(state): Shared, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
     let cache = authorize(&state, &headers, &id)?;
-    super::nodes::cluster_flush(&state, &cache).await
+    super::fanout::cluster_flush(&state, &cache).await
 }
 
 async fn reset_stats(
@@ -253,5 +253,5 @@ async fn reset_stats(
 /// Every live server's counters of the cache, keyed by its host:port.
 async fn stats(State(state): Shared, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
     let cache = authorize(&state, &headers, &id)?;
-    super::nodes::cluster_stats(&state, &cache).await
+    super::fanout::cluster_stats(&state, &cache).await
 }

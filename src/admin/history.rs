@@ -389,19 +389,8 @@ impl History {
         end: u64,
         plan: u64,
     ) -> Result<Value, String> {
-        if let Some(bad) = names.iter().find(|n| !PROCESSED.contains(&n.as_str())) {
-            return Err(format!("unknown stat name {bad}"));
-        }
         let (_, pts) = self.points(cache, start, end);
-        let rows = rows(&pts, start, |a, b| {
-            names
-                .iter()
-                .map(|name| json!(processed_value(name, a, b, plan)))
-                .collect()
-        });
-        let mut columns = vec![json!("time")];
-        columns.extend(names.iter().map(|n| json!(n)));
-        Ok(json!([{ "name": "processed_stats", "columns": columns, "values": rows }]))
+        processed_of(&pts, names, start, plan)
     }
 
     /// Loads `path` (missing: empty history; unreadable: an error, so a bad
@@ -434,6 +423,28 @@ impl History {
         };
         crate::tenancy::write_private(dir, name, &bytes)
     }
+}
+
+/// MemCachier's processed stats over `pts` (one node's series, or the
+/// cluster's merged one; see [`History::processed`]).
+pub fn processed_of(
+    pts: &[&Point],
+    names: &[String],
+    start: u64,
+    plan: u64,
+) -> Result<Value, String> {
+    if let Some(bad) = names.iter().find(|n| !PROCESSED.contains(&n.as_str())) {
+        return Err(format!("unknown stat name {bad}"));
+    }
+    let rows = rows(pts, start, |a, b| {
+        names
+            .iter()
+            .map(|name| json!(processed_value(name, a, b, plan)))
+            .collect()
+    });
+    let mut columns = vec![json!("time")];
+    columns.extend(names.iter().map(|n| json!(n)));
+    Ok(json!([{ "name": "processed_stats", "columns": columns, "values": rows }]))
 }
 
 /// One processed stat between two neighbouring points `a` → `b`.
@@ -523,6 +534,9 @@ pub fn iso8601(t: u64) -> String {
     let (year, month, day, h, m, s) = crate::clock::civil(t);
     format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
 }
+
+mod merge;
+pub use merge::merge;
 
 #[cfg(test)]
 mod tests;

@@ -32,6 +32,7 @@ use serde_json::{json, Value};
 
 use super::auth::authorize;
 use super::body::{canonical_id, parse_json, time_range, ApiError};
+use super::fanout::{from_peers, local_cache};
 use super::history::iso8601;
 use super::probe::{ask, Probe};
 use super::AdminState;
@@ -116,8 +117,35 @@ async fn recent_logs(
     Path(id): Path<String>,
 ) -> ApiResult {
     let cache = authorize(&state, &headers, &id)?;
-    let reports = reports(cache.id).await?;
-    let lines: Vec<Value> = merge_logs(&reports, LOG_LEN)
+    let mut by_server = serde_json::Map::new();
+    by_server.insert(server_name(&state), local_logs(cache.id).await?);
+    // In a cluster, every other node's log under its own host:port.
+    let path = format!("/admin/v1/local/caches/{}/recent_logs", cache.id);
+    for (_, v) in from_peers(&state, path).await? {
+        if let Value::Object(m) = v {
+            by_server.extend(m);
+        }
+    }
+    Ok(Json(Value::Object(by_server)).into_response())
+}
+
+/// This node's recent log of the cache, for the other nodes (under
+/// `/admin/v1`, behind the operator token): `{host:port: [lines]}`.
+pub(crate) fn local_routes() -> Router<Arc<AdminState>> {
+    Router::new().route("/local/caches/{id}/recent_logs", get(local_recent_logs))
+}
+
+async fn local_recent_logs(State(state): Shared, Path(id): Path<String>) -> ApiResult {
+    let cache = local_cache(&state, &id)?;
+    let mut by_server = serde_json::Map::new();
+    by_server.insert(server_name(&state), local_logs(cache.id).await?);
+    Ok(Json(Value::Object(by_server)).into_response())
+}
+
+/// This node's log lines of `cache`, every core's merged.
+async fn local_logs(cache: u32) -> Result<Value, ApiError> {
+    let reports = reports(cache).await?;
+    Ok(merge_logs(&reports, LOG_LEN)
         .iter()
         .map(|e| {
             json!({
@@ -128,10 +156,7 @@ async fn recent_logs(
                 "size": e.size,
             })
         })
-        .collect();
-    let mut by_server = serde_json::Map::new();
-    by_server.insert(server_name(&state), Value::Array(lines));
-    Ok(Json(Value::Object(by_server)).into_response())
+        .collect())
 }
 
 async fn compound_stats(

@@ -30,6 +30,7 @@ mod api_v2;
 mod auth;
 mod body;
 mod dashboard;
+mod fanout;
 pub mod history;
 mod insight;
 mod introspection;

@@ -1,7 +1,6 @@
-//! The cluster's side of the admin endpoint: the node list and drain
-//! (operator routes), this node's own numbers for the other nodes
-//! (`/admin/v1/local/...`, operator token), and the fan-out that lets any
-//! node's API answer for the whole cluster.
+//! The cluster's operator routes: the node list and drain, and this node's
+//! own stats and flush for the other nodes (`/admin/v1/local/...`; the
+//! asking side is `fanout.rs`).
 //!
 //! | route | success |
 //! | --- | --- |
@@ -9,32 +8,22 @@
 //! | `POST /admin/v1/nodes/:name/drain` | 202 `{node}`: out of the discovery list now, stops after its drain grace |
 //! | `GET /admin/v1/local/caches/:id/stats` | 200 this node's stats of the cache |
 //! | `POST /admin/v1/local/caches/:id/flush` | 204 once this node's cores dropped the cache's items |
-//!
-//! A node asks its peers over HTTP with the cluster's operator token (every
-//! node holds the same one, from the database), one blocking call per peer
-//! on tokio's blocking pool, all at once, each bounded by `PEER_TIMEOUT`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::body::{parse_id, ApiError};
-use super::probe::Probe;
+use super::body::ApiError;
+use super::fanout::{local_cache, local_flush, local_stats};
 use super::AdminState;
-use crate::cluster::NodeState;
-use crate::tenancy::Cache;
 
 type Shared = State<Arc<AdminState>>;
 type ApiResult = Result<Response, ApiError>;
-
-/// How long a peer has to answer a fan-out call.
-const PEER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The operator routes (under `/admin/v1`, behind the token).
 pub(super) fn operator_routes() -> Router<Arc<AdminState>> {
@@ -93,220 +82,13 @@ async fn drain(State(state): Shared, Path(name): Path<String>) -> ApiResult {
     }
 }
 
-fn cache_of(state: &AdminState, id: &str) -> Result<Cache, ApiError> {
-    let id = parse_id(id)?;
-    state
-        .lock()
-        .cache(id)
-        .ok_or_else(|| ApiError::not_found("no such cache"))
-}
-
 async fn local_stats_route(State(state): Shared, Path(id): Path<String>) -> ApiResult {
-    let cache = cache_of(&state, &id)?;
+    let cache = local_cache(&state, &id)?;
     Ok(Json(local_stats(&state, &cache)).into_response())
 }
 
 async fn local_flush_route(State(state): Shared, Path(id): Path<String>) -> ApiResult {
-    let cache = cache_of(&state, &id)?;
+    let cache = local_cache(&state, &id)?;
     local_flush(cache.id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-/// This node's counters of `cache`, named as memcached's `stats` names them
-/// (MemCachier's API: one such object per server). `limit_maxbytes` is the
-/// plan, or in a cluster the memory the cache may use on this node (its
-/// share of the plan).
-pub(super) fn local_stats(state: &AdminState, cache: &Cache) -> Value {
-    let t = crate::stats::cache(cache.id).totals();
-    let limit = state
-        .cluster
-        .as_ref()
-        .and_then(|c| c.share(cache.id))
-        .map_or(cache.memory_limit, |s| s.min(cache.memory_limit));
-    json!({
-        "auth_cmds": t.auth_cmds,
-        "auth_errors": t.auth_errors,
-        "bytes": t.bytes,
-        "bytes_read": t.bytes_read,
-        "bytes_written": t.bytes_written,
-        "cas_badval": t.cas_badval,
-        "cas_hits": t.cas_hits,
-        "cas_misses": t.cas_misses,
-        "cmd_delete": t.delete_hits + t.delete_misses,
-        "cmd_flush": t.cmd_flush,
-        "cmd_get": t.cmd_get,
-        "cmd_set": t.cmd_set,
-        "cmd_touch": t.cmd_touch,
-        "curr_connections": t.curr_connections,
-        "curr_items": t.curr_items,
-        "decr_hits": t.decr_hits,
-        "decr_misses": t.decr_misses,
-        "delete_hits": t.delete_hits,
-        "delete_misses": t.delete_misses,
-        "evictions": t.evictions,
-        "expired": t.get_expired + t.expired_unfetched,
-        "get_hits": t.get_hits,
-        "get_misses": t.get_misses,
-        "incr_hits": t.incr_hits,
-        "incr_misses": t.incr_misses,
-        "limit_maxbytes": limit,
-        "max_connections": cache.max_connections,
-        "rejected_connections": t.rejected_connections,
-        "time": crate::clock::unix_now(),
-        "total_connections": t.total_connections,
-        "total_items": t.total_items,
-        "touch_hits": t.touch_hits,
-        "touch_misses": t.touch_misses,
-    })
-}
-
-/// Drops the cache's items on every core of this node.
-pub(super) async fn local_flush(cache: u32) -> Result<(), ApiError> {
-    let probe = Probe {
-        cache,
-        flush: true,
-        ..Probe::default()
-    };
-    super::probe::ask(probe)
-        .await
-        .map(drop)
-        .map_err(|_| ApiError::invalid("Failed to flush cache."))
-}
-
-/// A live peer: its data address (host:port) and admin address.
-struct Peer {
-    server: String,
-    admin: String,
-}
-
-/// The other live nodes (none outside a cluster).
-fn peers(state: &AdminState) -> Vec<Peer> {
-    let Some(plane) = &state.cluster else {
-        return Vec::new();
-    };
-    plane
-        .nodes()
-        .into_iter()
-        .filter(|n| n.state == NodeState::Up && n.name != plane.node_name() && !n.admin.is_empty())
-        .map(|n| Peer {
-            server: crate::topology::NodeAddr {
-                host: n.host,
-                ip: n.ip,
-                port: n.port,
-            }
-            .host_port(),
-            admin: n.admin,
-        })
-        .collect()
-}
-
-/// Calls `method path` on every live peer at once; (server, answer) each,
-/// the answer's JSON body (Null when empty) or why it failed.
-async fn fan_out(
-    state: &AdminState,
-    method: &'static str,
-    path: String,
-) -> Vec<(String, Result<Value, String>)> {
-    let peers = peers(state);
-    if peers.is_empty() {
-        return Vec::new();
-    }
-    let token = state.lock().operator_token().to_string();
-    let calls: Vec<_> = peers
-        .into_iter()
-        .map(|p| {
-            let (token, path) = (token.clone(), path.clone());
-            let server = p.server.clone();
-            let call =
-                tokio::task::spawn_blocking(move || call_peer(method, &p.admin, &path, &token));
-            (server, call)
-        })
-        .collect();
-    let mut out = Vec::with_capacity(calls.len());
-    for (server, call) in calls {
-        let r = call.await.unwrap_or_else(|e| Err(e.to_string()));
-        out.push((server, r));
-    }
-    out
-}
-
-fn call_peer(method: &str, admin: &str, path: &str, token: &str) -> Result<Value, String> {
-    let config = ureq::Agent::config_builder()
-        .timeout_global(Some(PEER_TIMEOUT))
-        .max_redirects(0)
-        .proxy(None)
-        .http_status_as_error(true)
-        .build();
-    let agent: ureq::Agent = config.into();
-    let url = format!("http://{admin}{path}");
-    let auth = format!("Bearer {token}");
-    let resp = match method {
-        "POST" => agent.post(&url).header("Authorization", &auth).send_empty(),
-        _ => agent.get(&url).header("Authorization", &auth).call(),
-    };
-    let mut resp = resp.map_err(|e| format!("{method} {url}: {e}"))?;
-    let body = resp
-        .body_mut()
-        .read_to_string()
-        .map_err(|e| format!("{method} {url}: {e}"))?;
-    if body.trim().is_empty() {
-        return Ok(Value::Null);
-    }
-    serde_json::from_str(&body).map_err(|e| format!("{method} {url}: {e}"))
-}
-
-/// The API's `stats`: one object per live server, keyed by its host:port,
-/// as MemCachier's API answers. A peer that does not answer fails the call
-/// with MemCachier's "Server error: host:port,...".
-pub(super) async fn cluster_stats(state: &AdminState, cache: &Cache) -> ApiResult {
-    let mut all = serde_json::Map::new();
-    all.insert(state.this_server().to_string(), local_stats(state, cache));
-    let mut failed = Vec::new();
-    let path = format!("/admin/v1/local/caches/{}/stats", cache.id);
-    for (server, r) in fan_out(state, "GET", path).await {
-        match r {
-            Ok(v) => {
-                all.insert(server, v);
-            }
-            Err(e) => {
-                tracing::warn!("cluster stats: {server}: {e}");
-                failed.push(server);
-            }
-        }
-    }
-    if !failed.is_empty() {
-        return Err(server_error(&failed));
-    }
-    Ok(Json(Value::Object(all)).into_response())
-}
-
-/// The API's `flush`: every live node drops the cache's items; 204 only
-/// when all did, else MemCachier's "Server error: host:port,..." naming
-/// the nodes that did not.
-pub(super) async fn cluster_flush(state: &AdminState, cache: &Cache) -> ApiResult {
-    let path = format!("/admin/v1/local/caches/{}/flush", cache.id);
-    let (local, remote) = tokio::join!(local_flush(cache.id), fan_out(state, "POST", path));
-    let mut failed = Vec::new();
-    if local.is_err() {
-        failed.push(state.this_server().to_string());
-    }
-    for (server, r) in remote {
-        if let Err(e) = r {
-            tracing::warn!("cluster flush: {server}: {e}");
-            failed.push(server);
-        }
-    }
-    if failed.is_empty() {
-        Ok(StatusCode::NO_CONTENT.into_response())
-    } else {
-        Err(server_error(&failed))
-    }
-}
-
-fn server_error(failed: &[String]) -> ApiError {
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "server_error",
-        format!("Server error: {}", failed.join(",")),
-    )
 }

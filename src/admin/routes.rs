@@ -62,6 +62,8 @@ pub(crate) fn router(state: Arc<AdminState>) -> Router {
         .route("/latency", get(server_latency))
         .route("/caches/{id}/latency", get(cache_latency))
         .merge(super::nodes::operator_routes())
+        .merge(super::insight::local_routes())
+        .merge(super::introspection::local_routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_operator,

@@ -43,6 +43,8 @@ from wire import CheckFailed, check, recv_exact, recv_line, recv_until
 
 BIN = os.environ.get("SHOAL_BIN", "target/release/shoal")
 HEARTBEAT, NODE_TIMEOUT, DRAIN_GRACE = 0.5, 2, 1
+# Stats history samples (the analytics of check k) every second.
+STATS_INTERVAL = 1
 NODE_MEMORY_MB = 256
 PLAN = "30MB"
 PLAN_BYTES = 30 * 1024 * 1024
@@ -280,7 +282,7 @@ class Node:
         if self.pg_url:
             a += ["--control-plane", self.pg_url, "--advertise", "127.0.0.1",
                   "--heartbeat-interval", str(HEARTBEAT), "--node-timeout", str(NODE_TIMEOUT),
-                  "--drain-grace", str(DRAIN_GRACE)]
+                  "--drain-grace", str(DRAIN_GRACE), "--stats-interval", str(STATS_INTERVAL)]
         return a
 
     def alive(self):
@@ -1003,6 +1005,61 @@ def d_api_stats_match():
             f"curr_items {items}")
 
 
+def api_json(node, cred, path):
+    """GET /api/v2/caches/{id}/PATH on NODE with the credential: the JSON."""
+    url = f"http://{node.admin}/api/v2/caches/{cred.cache_id}/{path}"
+    status, body = http("GET", url, basic(cred))
+    check(status == 200, f"GET {url}: {status} {body[:300]!r}")
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise CheckFailed(f"GET {url}: not JSON: {body[:300]!r}")
+
+
+def k_analytics_span_the_cluster():
+    """Node C's analytics cover every node: processed_stats sums them, per_server, latency and recent_logs
+    give one entry per node's host:port."""
+    cred = S["cache"]
+    c = S["nodes"]["C"]
+    nodes = live_nodes()
+    want = {n.addr for n in nodes}
+    # Some traffic on every node (ketama spreads 300 keys), so each node's
+    # series has moved since its first sample; then none, and two samples on
+    # every node, so the last points agree with the stats.
+    mc = pylibmc_client(cred.servers, cred, ketama=True)
+    mc.set_multi({f"k:{i}": b"x" * 100 for i in range(300)})
+    mc.disconnect_all()
+    time.sleep(STATS_INTERVAL * 2.5)
+    per = api_json(c, cred, "insight/processed_stats/per_server?names=bytes,get_rate")
+    tags = {s.get("tags", {}).get("server") for s in per}
+    check(tags == want, f"processed_stats/per_server: servers {sorted(map(str, tags))}, wanted {sorted(want)}")
+    last = {s["tags"]["server"]: s["values"][-1] for s in per if s.get("values")}
+    if set(last) != want:
+        raw = {}
+        for n in nodes:
+            st, body = http("GET", f"http://{n.admin}/admin/v1/local/caches/{cred.cache_id}/history",
+                            {"Authorization": f"Bearer {n.token()}"})
+            raw[n.addr] = [p["t"] for p in json.loads(body).get("points", [])] if st == 200 else st
+        raise CheckFailed(f"processed_stats/per_server: no rows for {sorted(want - set(last))}; "
+                          f"the nodes' sample times: {raw}; answer {json.dumps(per)[:600]}")
+    total = api_json(c, cred, "insight/processed_stats?names=bytes,get_rate")
+    check(len(total) == 1 and total[0].get("values"), f"processed_stats: no rows: {json.dumps(total)[:300]}")
+    total_bytes = total[0]["values"][-1][1]
+    per_bytes = sum(row[1] for row in last.values())
+    stats_bytes = sum(s["bytes"] for s in api_stats(c, cred).values())
+    check(total_bytes == per_bytes == stats_bytes,
+          f"processed_stats bytes {total_bytes} != sum per server {per_bytes} / API stats {stats_bytes}")
+    lat = api_json(c, cred, "insight/latency")
+    lat_tags = {s.get("tags", {}).get("server") for s in lat}
+    check(lat_tags == want, f"insight/latency: servers {sorted(map(str, lat_tags))}, wanted {sorted(want)}")
+    logs = api_json(c, cred, "introspection/recent_logs")
+    check(set(logs) == want, f"recent_logs: servers {sorted(logs)}, wanted {sorted(want)}")
+    empty = [a for a, lines in logs.items() if not lines]
+    check(not empty, f"recent_logs: no lines from {empty} (each node served the ketama clients)")
+    return (f"processed_stats bytes {total_bytes} = per_server sum = API stats; per_server, latency and "
+            f"recent_logs list {len(want)} servers ({sum(len(v) for v in logs.values())} log lines)")
+
+
 def i_fill_to_plan():
     """A second 30MB cache filled with 10,000-byte values: at the first eviction the nodes hold >= 95% of 30 MiB."""
     import pylibmc
@@ -1240,6 +1297,7 @@ CHECKS = [
     ("b. new cache's credential on every node", b_credential_propagates),
     ("c. ketama clients spread keys evenly", c_ketama_split),
     ("d. API stats = per-node data-port stats", d_api_stats_match),
+    ("k. analytics span the cluster", k_analytics_span_the_cluster),
     ("i. fill to the plan before evicting", i_fill_to_plan),
     ("e. removed credential's sessions closed", e_revoke_closes_sessions),
     ("f. drain", f_drain),
