@@ -90,6 +90,7 @@ mod tests {
             },
             primary: true,
             created: 0,
+            cert_fingerprints: Vec::new(),
         };
         Registry::build(1, &[cache], &[cred])
     }

@@ -98,6 +98,11 @@ pub struct Credential {
     pub primary: bool,
     /// Creation time, unix seconds.
     pub created: u64,
+    /// SHA-256 fingerprints (lowercase hex of the DER certificate) of the
+    /// TLS client certificates that log in as this credential with no
+    /// SASL/ASCII step. Absent in older control files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cert_fingerprints: Vec<String>,
 }
 
 /// What an alert watches (MemCachier's `trigger_type`).

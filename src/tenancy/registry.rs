@@ -24,6 +24,10 @@ pub struct Session {
     pub cache_id: u32,
     pub username: String,
     pub caps: Caps,
+    /// The client certificate's fingerprint when the login came from one
+    /// (TLS client-certificate login): removing the fingerprint from the
+    /// credential ends the session like revoking the credential.
+    pub cert: Option<[u8; 32]>,
 }
 
 struct CredEntry {
@@ -37,12 +41,35 @@ pub struct Registry {
     version: u64,
     caches: HashMap<u32, Cache>,
     creds: HashMap<Vec<u8>, CredEntry>,
+    /// Client-certificate fingerprints -> the username they log in as.
+    certs: HashMap<[u8; 32], Vec<u8>>,
     /// Each cache's watched prefixes: (prefix id, key prefix bytes).
     watched: HashMap<u32, Vec<(u64, Vec<u8>)>>,
 }
 
 fn digest(password: &[u8]) -> [u8; 32] {
     Sha256::digest(password).into()
+}
+
+/// A SHA-256 fingerprint from its text form: 64 hex digits, upper or lower
+/// case, optionally in colon-separated pairs (as `openssl x509
+/// -fingerprint -sha256` prints it). `None` for anything else.
+pub fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
+    let hex: Vec<u8> = text.bytes().filter(|&b| b != b':').collect();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in hex.chunks(2).enumerate() {
+        let s = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(s, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// The canonical text form of a fingerprint: 64 lowercase hex digits.
+pub fn fingerprint_hex(f: &[u8; 32]) -> String {
+    f.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Registry {
@@ -52,6 +79,7 @@ impl Registry {
             version: 0,
             caches: HashMap::new(),
             creds: HashMap::new(),
+            certs: HashMap::new(),
             watched: HashMap::new(),
         }
     }
@@ -69,6 +97,15 @@ impl Registry {
                         digest: digest(c.password.as_bytes()),
                     };
                     (c.username.as_bytes().to_vec(), entry)
+                })
+                .collect(),
+            certs: creds
+                .iter()
+                .flat_map(|c| {
+                    c.cert_fingerprints
+                        .iter()
+                        .filter_map(|f| parse_fingerprint(f))
+                        .map(|f| (f, c.username.as_bytes().to_vec()))
                 })
                 .collect(),
             watched: HashMap::new(),
@@ -119,7 +156,31 @@ impl Registry {
             // The map key is the username's bytes, which came from a String.
             username: String::from_utf8_lossy(username).into_owned(),
             caps: entry.caps,
+            cert: None,
         })
+    }
+
+    /// The login a TLS client certificate with this SHA-256 fingerprint
+    /// gives: `None` when no credential carries it or its cache is
+    /// disabled. The handshake proved the client holds the certificate's
+    /// key, so the fingerprint is the credential.
+    pub fn authenticate_cert(&self, fingerprint: &[u8; 32]) -> Option<Session> {
+        let username = self.certs.get(fingerprint)?;
+        let entry = self.creds.get(username)?;
+        if !self.caches.get(&entry.cache_id)?.enabled {
+            return None;
+        }
+        Some(Session {
+            cache_id: entry.cache_id,
+            username: String::from_utf8_lossy(username).into_owned(),
+            caps: entry.caps,
+            cert: Some(*fingerprint),
+        })
+    }
+
+    /// Does some credential carry this client-certificate fingerprint?
+    pub fn knows_cert(&self, fingerprint: &[u8; 32]) -> bool {
+        self.certs.contains_key(fingerprint)
     }
 
     /// A cache by id, enabled or not.
@@ -146,10 +207,16 @@ impl Registry {
         if entry.cache_id != s.cache_id || !self.caches.get(&entry.cache_id)?.enabled {
             return None;
         }
+        if let Some(f) = &s.cert {
+            if self.certs.get(f).map(Vec::as_slice) != Some(s.username.as_bytes()) {
+                return None;
+            }
+        }
         Some(Session {
             cache_id: s.cache_id,
             username: s.username.clone(),
             caps: entry.caps,
+            cert: s.cert,
         })
     }
 
@@ -214,6 +281,7 @@ mod tests {
             },
             primary,
             created: 0,
+            cert_fingerprints: Vec::new(),
         };
         let creds = vec![
             cred("AAAAAA", "pw-a", 1, true),
@@ -259,6 +327,7 @@ mod tests {
             cache_id: 2,
             username: "CCCCCC".into(),
             caps: Caps::ALL,
+            cert: None,
         };
         assert!(!r.still_valid(&disabled));
         let stale_caps = Session {
@@ -266,6 +335,54 @@ mod tests {
             ..s.clone()
         };
         assert_eq!(r.refresh(&stale_caps), Some(s));
+    }
+
+    #[test]
+    fn certificate_login_and_revocation() {
+        let f = [7u8; 32];
+        let text = fingerprint_hex(&f);
+        assert_eq!(parse_fingerprint(&text), Some(f));
+        let colons: Vec<String> = f.iter().map(|b| format!("{b:02X}")).collect();
+        assert_eq!(parse_fingerprint(&colons.join(":")), Some(f));
+        assert_eq!(parse_fingerprint(&text[1..]), None);
+        assert_eq!(parse_fingerprint(&"zz".repeat(32)), None);
+
+        let cache = |id, enabled| Cache {
+            id,
+            name: "c".into(),
+            memory_limit: 1 << 20,
+            max_connections: 0,
+            enabled,
+            created: 0,
+        };
+        let cred = |u: &str, id, fps: Vec<String>| Credential {
+            username: u.into(),
+            password: "pw".into(),
+            cache_id: id,
+            caps: Caps::ALL,
+            primary: true,
+            created: 0,
+            cert_fingerprints: fps,
+        };
+        let other = fingerprint_hex(&[9u8; 32]);
+        let r = Registry::build(
+            1,
+            &[cache(1, true), cache(2, false)],
+            &[cred("AAAAAA", 1, vec![text.clone()]), cred("BBBBBB", 2, vec![other])],
+        );
+        let s = r.authenticate_cert(&f).unwrap();
+        assert_eq!((s.cache_id, s.username.as_str()), (1, "AAAAAA"));
+        assert_eq!(s.cert, Some(f));
+        assert!(r.knows_cert(&[9u8; 32]));
+        // A disabled cache's certificate, and an unknown one, log in nobody.
+        assert_eq!(r.authenticate_cert(&[9u8; 32]), None);
+        assert_eq!(r.authenticate_cert(&[1u8; 32]), None);
+        // The fingerprint removed (or moved to another credential): the
+        // session ends; a password login of the same credential does not.
+        let without = Registry::build(2, &[cache(1, true)], &[cred("AAAAAA", 1, vec![])]);
+        assert!(!without.still_valid(&s));
+        let password = r.authenticate(b"AAAAAA", b"pw").unwrap();
+        assert!(without.still_valid(&password));
     }
 
     #[test]

@@ -122,6 +122,7 @@ mod tests {
             caps: Caps::ALL,
             primary: true,
             created: 0,
+            cert_fingerprints: Vec::new(),
         };
         Registry::build(1, &[cache], &[cred])
     }

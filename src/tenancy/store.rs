@@ -322,6 +322,7 @@ impl State {
                     caps,
                     primary,
                     created: now(),
+                    cert_fingerprints: Vec::new(),
                 });
             }
         }
