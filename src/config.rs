@@ -101,6 +101,18 @@ pub struct Config {
     pub node_timeout: Duration,
     /// Cluster: a drained node stops this long after leaving the list.
     pub drain_grace: Duration,
+    /// TLS on the data port (and/or a TLS port beside it); None: plain only.
+    pub tls: Option<TlsConfig>,
+}
+
+/// Where the data port speaks TLS, and with what.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub settings: crate::tls::Settings,
+    /// A TLS port beside the plain one (`--tls-port`).
+    pub port: Option<u16>,
+    /// The main port (-p) speaks TLS too (`-Z`).
+    pub on_main_port: bool,
 }
 
 impl Default for Config {
@@ -138,6 +150,7 @@ impl Default for Config {
             heartbeat_interval: Duration::from_secs(1),
             node_timeout: Duration::from_secs(5),
             drain_grace: Duration::from_secs(5),
+            tls: None,
         }
     }
 }

@@ -30,4 +30,5 @@ pub mod session;
 pub mod stats;
 pub mod storage;
 pub mod tenancy;
+pub mod tls;
 pub mod topology;

@@ -113,6 +113,8 @@ pub struct Cli {
     /// cluster: seconds a drained node keeps serving after it left the discovery list (default: 5)
     #[arg(long = "drain-grace", value_name = "SECS")]
     pub drain_grace: Option<f64>,
+    #[command(flatten)]
+    pub tls: super::tls_args::TlsArgs,
     /// operator commands against a running multi-tenant server
     #[command(subcommand)]
     pub command: Option<super::Subcommand>,
@@ -152,6 +154,8 @@ pub struct FileConfig {
     pub heartbeat_interval: Option<f64>,
     pub node_timeout: Option<f64>,
     pub drain_grace: Option<f64>,
+    #[serde(default)]
+    pub tls: super::tls_args::TlsFile,
 }
 
 /// Seconds from a flag or the file, within 0.1 s to an hour.
@@ -282,7 +286,9 @@ impl Cli {
         if !(1.0..=1000.0).contains(&plan_overcommit) {
             return Err("plan-overcommit must be between 1 and 1000".into());
         }
+        let tls = self.tls.into_config(file.tls)?;
         Ok(Config {
+            tls,
             port: self.port.or(file.port).unwrap_or(d.port),
             listen: self.listen.or(file.listen).unwrap_or(d.listen),
             memory_limit,

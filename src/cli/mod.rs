@@ -17,6 +17,7 @@
 pub mod args;
 pub mod client;
 mod print;
+pub mod tls_args;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

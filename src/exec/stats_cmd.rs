@@ -81,6 +81,15 @@ pub struct Scope<'a> {
     pub cache: Option<(u32, u64)>,
     /// The cache's connection limit (0: none, or open mode).
     pub cache_conns: u32,
+    /// TLS settings and counters when a listener speaks TLS. Server-wide:
+    /// shown in open mode only (a tenant sees its own cache).
+    pub tls: Option<&'a crate::tls::TlsContext>,
+}
+
+impl Scope<'_> {
+    fn server_tls(&self) -> Option<&crate::tls::TlsContext> {
+        self.tls.filter(|_| self.cache.is_none())
+    }
 }
 
 impl Scope<'_> {
@@ -256,6 +265,16 @@ pub fn general(scope: &Scope<'_>, out: &mut Emit<'_>) {
     s(out, "listen_disabled_num", 0);
     s(out, "threads", config.threads as u64);
     s(out, "conn_yields", t.conn_yields);
+    // memcached's, where it puts them (its session cache is always on).
+    if let Some(tls) = scope.server_tls() {
+        s(out, "ssl_new_sessions", tls.new_sessions());
+        s(out, "ssl_handshake_errors", tls.handshake_errors());
+        s(
+            out,
+            "time_since_server_cert_refresh",
+            tls.time_since_refresh(),
+        );
+    }
     s(out, "curr_items", t.curr_items);
     s(out, "total_items", t.total_items);
     s(out, "expired_unfetched", t.expired_unfetched);
@@ -316,6 +335,30 @@ pub fn settings(scope: &Scope<'_>, out: &mut Emit<'_>) {
     out("dump_enabled", b"no");
     out("hash_algorithm", b"foldhash");
     out("track_sizes", b"no");
+    tls_settings(scope, out);
+}
+
+/// memcached's TLS lines of `stats settings` (those that mean something
+/// here: no cipher list or key format to choose, no kernel TLS).
+fn tls_settings(scope: &Scope<'_>, out: &mut Emit<'_>) {
+    let Some(tls) = scope.server_tls() else {
+        // Open mode without TLS says so, as memcached does; a tenant is
+        // told nothing about the server's files.
+        if scope.cache.is_none() {
+            out("ssl_enabled", b"no");
+        }
+        return;
+    };
+    let s = tls.settings();
+    out("ssl_enabled", b"yes");
+    out("ssl_chain_cert", s.cert.to_string_lossy().as_bytes());
+    out("ssl_key", s.key.to_string_lossy().as_bytes());
+    emit_u64(out, "ssl_verify_mode", s.verify.number() as u64);
+    let ca = s.ca.as_ref().map(|p| p.to_string_lossy().into_owned());
+    out("ssl_ca_cert", ca.as_deref().unwrap_or("NULL").as_bytes());
+    out("ssl_session_cache", b"yes");
+    out("ssl_kernel_tls", b"no");
+    out("ssl_min_version", s.min_version.name().as_bytes());
 }
 
 /// shoal has no slab classes; report one pseudo-class holding every item so

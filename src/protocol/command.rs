@@ -71,6 +71,8 @@ pub enum Command {
     /// `shutdown [graceful]` — answered `SERVER_ERROR: shutdown not enabled`
     /// unless enabled; `graceful` true for `shutdown graceful`.
     Shutdown { graceful: bool },
+    /// `refresh_certs [noreply]`: reload the TLS certificate and key.
+    RefreshCerts,
     /// `config get <key>`: ElastiCache's cluster auto-discovery (`key` is
     /// `cluster` for the node list; any other key is unknown). Answered by
     /// the connection's own core from [`crate::topology::view`].

@@ -198,8 +198,8 @@ fn out_of_fds(e: &io::Error) -> bool {
 }
 
 /// Accepts on this core's listener (`listen_fd` is its descriptor) until
-/// the task is cancelled.
-pub async fn accept_loop(core: Rc<Core>, listener: TcpListener, listen_fd: RawFd) {
+/// the task is cancelled. `tls`: its connections speak TLS.
+pub async fn accept_loop(core: Rc<Core>, listener: TcpListener, listen_fd: RawFd, tls: bool) {
     let mut reserve = Reserve::open();
     let mut throttle = Throttle::default();
     // Clients turned away since the last log line.
@@ -260,7 +260,7 @@ pub async fn accept_loop(core: Rc<Core>, listener: TcpListener, listen_fd: RawFd
         let peer = accepted.peer_addr().ok();
         // SAFETY: the accepted fd is new and owned by nothing else.
         let fd = unsafe { OwnedFd::from_raw_fd(accepted.into_raw_fd()) };
-        let sock = match Socket::new(fd, &core.readiness) {
+        let mut sock = match Socket::new(fd, &core.readiness) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!("cannot watch a new connection: {e}");
@@ -268,6 +268,17 @@ pub async fn accept_loop(core: Rc<Core>, listener: TcpListener, listen_fd: RawFd
                 continue;
             }
         };
+        if let (true, Some(ctx)) = (tls, core.server.tls.as_ref()) {
+            match ctx.accept() {
+                Ok(session) => sock.start_tls(session),
+                Err(e) => {
+                    tracing::warn!("cannot start a TLS session: {e}");
+                    sock.deregister(&core.readiness);
+                    core.server.conns.fetch_sub(1, Ordering::AcqRel);
+                    continue;
+                }
+            }
+        }
         // Here, not in the connection's task: the accept loop may take a
         // whole backlog before any new task runs.
         if multi_tenant {

@@ -60,7 +60,7 @@ pub enum Flow {
 
 pub struct Conn {
     pub core: Rc<Core>,
-    sock: Socket,
+    pub(super) sock: Socket,
     pub session: Session,
     pub fd: RawFd,
     /// This connection's line in `stats conns` (removed on drop).
@@ -74,7 +74,7 @@ pub struct Conn {
     pub fwd: Option<Box<Forwarding>>,
     /// Multi-tenant mode: when authentication must be complete (T-7),
     /// and the timer that ends a read still waiting then.
-    deadline: Option<(Instant, Pin<Box<Timer>>)>,
+    pub(super) deadline: Option<(Instant, Pin<Box<Timer>>)>,
 }
 
 /// Serves one connection until it closes. The future is what an idle
@@ -87,7 +87,10 @@ pub struct Conn {
 pub fn serve(core: Rc<Core>, sock: Socket, peer: Option<SocketAddr>) -> impl Future<Output = ()> {
     let mut conn = Conn::new(core, sock, peer);
     async move {
-        loop {
+        // Boxed like the batch: the handshake's future is large and runs
+        // once.
+        let started = !conn.sock.is_tls() || Box::pin(conn.start_tls()).await;
+        while started {
             let authenticated = conn.session.authenticated();
             match std::future::poll_fn(|cx| conn.poll_read(cx)).await {
                 Ok(0) | Err(_) => break,
@@ -144,6 +147,7 @@ impl Conn {
         }
         self.log_out();
         // Closing the fd (when the Conn drops) ends the connection.
+        self.sock.close_tls();
         self.sock.deregister(&self.core.readiness);
         let stats = &self.core.stats;
         stats

@@ -42,6 +42,12 @@ pub struct Server {
     pub fd_cap: super::accept::FdCap,
     /// Multi-tenant mode's registry and budgets; None in open mode.
     pub tenants: Option<super::tenants::Tenants>,
+    /// TLS settings and counters; None when no listener speaks TLS.
+    pub tls: Option<Arc<crate::tls::TlsContext>>,
+    /// The main port speaks TLS (`-Z` without `--tls-port`, or both).
+    pub tls_main: bool,
+    /// Each core's listener of the TLS port (`--tls-port`), by core id.
+    pub tls_fds: Vec<RawFd>,
 }
 
 /// Items a watched-prefix walk visits per maintenance tick (every 200 ms):
@@ -376,8 +382,19 @@ pub async fn core_main(
 
     // SAFETY: the fd is a listening socket bound for this core alone.
     let listener = unsafe { TcpListener::from_raw_fd(fds[id]) };
-    let accept =
-        glommio::spawn_local(super::accept::accept_loop(core.clone(), listener, fds[id])).detach();
+    let accept = glommio::spawn_local(super::accept::accept_loop(
+        core.clone(),
+        listener,
+        fds[id],
+        server.tls_main,
+    ))
+    .detach();
+    let tls_accept = server.tls_fds.get(id).map(|&fd| {
+        // SAFETY: the fd is the TLS port's listening socket bound for this
+        // core alone.
+        let listener = unsafe { TcpListener::from_raw_fd(fd) };
+        glommio::spawn_local(super::accept::accept_loop(core.clone(), listener, fd, true)).detach()
+    });
     server.ready.fetch_add(1, Ordering::AcqRel);
 
     // Maintenance and shutdown watch on a slow tick.
@@ -395,6 +412,9 @@ pub async fn core_main(
         }
     }
     accept.cancel();
+    if let Some(tls_accept) = tls_accept {
+        tls_accept.cancel();
+    }
     // Let in-flight requests finish for up to a second.
     for _ in 0..20 {
         if server.conns.load(Ordering::Acquire) == 0 {

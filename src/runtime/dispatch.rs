@@ -211,6 +211,15 @@ impl Conn {
                 core.server.shutdown.store(true, Ordering::Release);
                 return Flow::Close;
             }
+            // A tenant reloads nothing server-wide: it gets the answer of a
+            // memcached built without TLS (operators have SIGHUP and the
+            // admin route).
+            (Control::RefreshCerts, Asker::Ascii(_)) if !self.session.multi_tenant() => {
+                let answer = super::tls::refresh(&core.server);
+                if !noreply {
+                    self.out.put_slice(&answer);
+                }
+            }
             // No authentication in open mode: memcached built without SASL
             // answers these as unknown commands.
             (
@@ -242,6 +251,7 @@ impl Conn {
                 .login()
                 .map(|s| (s.cache_id, self.core.plan(s.cache_id))),
             cache_conns,
+            tls: self.core.server.tls.as_deref(),
         };
         f(&scope, &mut self.out);
     }
@@ -278,7 +288,7 @@ impl Conn {
     /// connection limit has room; false, the refusal counted in the
     /// cache's `rejected_connections`, if not. The core's registry copy is
     /// current here: both logins refresh it first.
-    fn log_in(&mut self, login: tenancy::Session) -> bool {
+    pub(super) fn log_in(&mut self, login: tenancy::Session) -> bool {
         self.log_out();
         let core = self.core.clone();
         let registry = crate::stats::cache(login.cache_id);

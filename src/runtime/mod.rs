@@ -21,6 +21,7 @@ mod readiness;
 mod shard;
 mod socket;
 mod tenants;
+mod tls;
 
 use crate::config::Config;
 use crate::exec::ShardSettings;
@@ -103,6 +104,24 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
             StartError(format!("failed to listen on {addr}: {e}"))
         }
     })?;
+    // TLS: the certificate must load before anything listens; a TLS port
+    // beside the plain one binds like it.
+    let tls = match &config.tls {
+        Some(t) => Some(Arc::new(
+            crate::tls::TlsContext::new(t.settings.clone()).map_err(StartError)?,
+        )),
+        None => None,
+    };
+    let tls_listen = match config.tls.as_ref().and_then(|t| t.port) {
+        Some(port) => {
+            let addr = listener::resolve(&config.listen, port)
+                .map_err(|e| StartError(format!("cannot resolve {}: {e}", config.listen)))?;
+            let (fds, bound) = listener::bind_all(addr, n, 1024)
+                .map_err(|e| StartError(format!("failed to listen for TLS on {addr}: {e}")))?;
+            Some((fds, bound))
+        }
+        None => None,
+    };
     crate::conns::set_listen_addr(bound);
     crate::topology::set_view(crate::topology::ClusterView::single(
         crate::topology::NodeAddr {
@@ -134,7 +153,15 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
         let node = config.memory_limit as u64;
         tenants::Tenants::new(c.store.registry(), config.auth_timeout, n, node)
     });
+    let tls_main = config.tls.as_ref().is_some_and(|t| t.on_main_port);
+    let (tls_fds, tls_bound) = match tls_listen {
+        Some((fds, bound)) => (fds, Some(bound)),
+        None => (Vec::new(), None),
+    };
     let server = Arc::new(Server {
+        tls: tls.clone(),
+        tls_main,
+        tls_fds,
         tenants,
         settings: Arc::new(ShardSettings {
             item_size_max: config.item_size_max,
@@ -151,6 +178,20 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
         config,
     });
     crate::exec::VERBOSITY.store(server.config.verbosity, Ordering::Relaxed);
+    if let (Some(tls), true) = (&tls, server.tenants.is_some()) {
+        // Client certificates bound to a credential; Weak: the server owns
+        // the TLS context that asks.
+        let weak = Arc::downgrade(&server);
+        tls.pin_with(Arc::new(move |fingerprint: &[u8; 32]| {
+            weak.upgrade()
+                .and_then(|s| {
+                    s.tenants
+                        .as_ref()
+                        .map(|t| t.snapshot().knows_cert(fingerprint))
+                })
+                .unwrap_or(false)
+        }));
+    }
     spawn_signal_thread(server.clone())?;
 
     let placement = match glommio::CpuSet::online() {
@@ -204,7 +245,11 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
         None => None,
     };
     if server.ready.load(Ordering::Acquire) == n {
-        eprintln!("shoal listening on {bound} ({n} cores)");
+        let tls_note = if tls_main { ", TLS" } else { "" };
+        eprintln!("shoal listening on {bound} ({n} cores{tls_note})");
+        if let Some(tls_bound) = tls_bound {
+            eprintln!("shoal TLS listening on {tls_bound}");
+        }
         tracing::info!(%bound, cores = n, "listening");
     }
     let mut failed = None;
@@ -362,13 +407,23 @@ fn request_stop(server: &Arc<Server>) {
 }
 
 fn spawn_signal_thread(server: Arc<Server>) -> Result<(), StartError> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
         .map_err(|e| StartError(format!("cannot install signal handlers: {e}")))?;
     std::thread::Builder::new()
         .name("shoal-signals".into())
         .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
+            // SIGHUP reloads the TLS certificate (memcached's), and waits
+            // for the next signal.
+            let mut stop = signals.forever().filter(|&sig| {
+                if sig != SIGHUP {
+                    return true;
+                }
+                let answer = tls::refresh(&server);
+                tracing::info!("SIGHUP: {}", String::from_utf8_lossy(&answer).trim_end());
+                false
+            });
+            if let Some(sig) = stop.next() {
                 tracing::info!(sig, "shutting down");
                 server.shutdown.store(true, Ordering::Release);
                 // Cores notice the flag on their 50 ms tick and finish within

@@ -1,6 +1,7 @@
 //! A client socket as the runtime uses it: reads are direct non-blocking
 //! `recv`s woken by the core's epoll `Readiness`, writes direct `send`s that
-//! wait on the ring only when the socket's buffer is full.
+//! wait on the ring only when the socket's buffer is full. A TLS socket
+//! (`super::tls`) moves its records the same way and hands out plaintext.
 
 use super::readiness::Readiness;
 use std::io;
@@ -8,11 +9,14 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::task::{Context, Poll};
 
 pub struct Socket {
-    fd: OwnedFd,
-    token: usize,
+    pub(super) fd: OwnedFd,
+    pub(super) token: usize,
     /// The last read filled its buffer, so more may be waiting: try `recv`
     /// before waiting for an edge (otherwise the edge tells).
-    try_read: bool,
+    pub(super) try_read: bool,
+    /// The TLS session of a TLS listener's connection (boxed: a plain
+    /// connection pays one pointer).
+    pub(super) tls: Option<Box<rustls::ServerConnection>>,
 }
 
 impl Socket {
@@ -34,6 +38,7 @@ impl Socket {
             fd,
             token,
             try_read: true,
+            tls: None,
         })
     }
 
@@ -41,8 +46,22 @@ impl Socket {
         self.fd.as_raw_fd()
     }
 
-    /// Reads what is available into `buf`; 0 = the peer closed.
+    /// Reads what is available into `buf` (plaintext on a TLS socket);
+    /// 0 = the peer closed.
     pub fn poll_recv(
+        &mut self,
+        readiness: &Readiness,
+        cx: &Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.tls.is_some() {
+            return self.poll_recv_tls(readiness, cx, buf);
+        }
+        self.poll_recv_raw(readiness, cx, buf)
+    }
+
+    /// Reads what the socket has into `buf`, as it came off the wire.
+    pub(super) fn poll_recv_raw(
         &mut self,
         readiness: &Readiness,
         cx: &Context<'_>,
@@ -77,8 +96,17 @@ impl Socket {
         }
     }
 
-    /// Writes all of `buf`, waiting for room when the peer is slow.
-    pub async fn send_all(&self, mut buf: &[u8]) -> io::Result<()> {
+    /// Writes all of `buf` (encrypted on a TLS socket), waiting for room
+    /// when the peer is slow.
+    pub async fn send_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        if self.tls.is_some() {
+            return self.send_tls(buf).await;
+        }
+        self.send_raw(buf).await
+    }
+
+    /// Writes all of `buf` as it is.
+    pub(super) async fn send_raw(&self, mut buf: &[u8]) -> io::Result<()> {
         while !buf.is_empty() {
             // SAFETY: `buf` is valid for reads of its length.
             let n = unsafe {

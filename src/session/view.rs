@@ -37,6 +37,8 @@ pub enum Control {
         megabytes: u64,
     },
     Shutdown,
+    /// `refresh_certs`: reload the TLS certificate (ASCII).
+    RefreshCerts,
     /// `config get <key>` (ElastiCache auto-discovery), both wires.
     ConfigGet,
     /// A multi-key get (text protocol): split per owner core.
@@ -113,6 +115,7 @@ pub fn ascii_control(req: &Request) -> Control {
             megabytes: *megabytes,
         },
         Command::Shutdown { .. } => Control::Shutdown,
+        Command::RefreshCerts => Control::RefreshCerts,
         Command::ConfigGet { .. } => Control::ConfigGet,
         _ => Control::Unknown,
     }

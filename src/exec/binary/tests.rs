@@ -575,6 +575,7 @@ fn stat_responses(key: &[u8]) -> Vec<Resp> {
         stats: crate::stats::registry(),
         cache: None,
         cache_conns: 0,
+        tls: None,
     };
     stat(&scope, &req(op::STAT, b"", key, b"", 77, 0), &mut out);
     responses(&out)

@@ -266,6 +266,13 @@ impl AsciiParser {
                     request(Command::Quit, false)
                 }
                 b"verbosity" => verbosity(buf, frame_len, t),
+                // Any arguments are ignored, a trailing noreply honoured
+                // (memcached's process_refresh_certs_command).
+                b"refresh_certs" => {
+                    let noreply = t.noreply(buf);
+                    buf.advance(frame_len);
+                    request(Command::RefreshCerts, noreply)
+                }
                 // Operator commands memcached knows but shoal does not offer.
                 b"lru_crawler" | b"watch" | b"lru" | b"extstore" => err(buf),
                 _ => {
