@@ -78,6 +78,9 @@ scripts/client-tests.sh "$ADDR"
 echo "== real clients against multi-tenant mode: SASL (pylibmc, python-binary-memcached), ASCII auth (pymemcache) =="
 scripts/mt-client-tests.sh
 
+echo "== TLS: pymemcache and python-binary-memcached over TLS, refusals, refresh_certs, certificate login =="
+scripts/tls-test.sh
+
 echo "== cluster: three nodes on a PostgreSQL control plane (pylibmc ketama, php-memcached, drain, kill -9, PostgreSQL restart, plan fill) =="
 scripts/cluster-test.sh
 

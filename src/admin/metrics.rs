@@ -86,6 +86,7 @@ struct Snapshot {
     rusage_user: f64,
     rusage_system: f64,
     max_connections: u64,
+    tls: Option<TlsNumbers>,
 }
 
 impl fmt::Debug for Snapshot {
@@ -149,7 +150,19 @@ fn snapshot(caches: &[(u32, u64)]) -> Snapshot {
         rusage_user,
         rusage_system,
         max_connections: MAX_CONNECTIONS.load(Ordering::Relaxed),
+        tls: crate::tls::installed().map(|t| TlsNumbers {
+            handshake_errors: t.handshake_errors(),
+            new_sessions: t.new_sessions(),
+            since_refresh: t.time_since_refresh(),
+        }),
     }
+}
+
+/// memcached's TLS stats, when a listener speaks TLS.
+struct TlsNumbers {
+    handshake_errors: u64,
+    new_sessions: u64,
+    since_refresh: u64,
 }
 
 /// User and system CPU seconds of the process.
@@ -432,6 +445,26 @@ impl Collector for Snapshot {
             "The server is currently accepting connections.",
             ConstGauge::new(1i64),
         )?;
+        if let Some(tls) = &self.tls {
+            one(
+                &mut enc,
+                "shoal_tls_handshake_errors",
+                "TLS handshakes that failed (memcached's ssl_handshake_errors).",
+                ConstCounter::new(tls.handshake_errors),
+            )?;
+            one(
+                &mut enc,
+                "shoal_tls_new_sessions",
+                "TLS handshakes that did not resume a session (memcached's ssl_new_sessions).",
+                ConstCounter::new(tls.new_sessions),
+            )?;
+            one(
+                &mut enc,
+                "shoal_tls_seconds_since_cert_refresh",
+                "Seconds since the TLS certificate was last loaded (memcached's time_since_server_cert_refresh).",
+                ConstGauge::new(tls.since_refresh as i64),
+            )?;
+        }
         if self.scopes.is_empty() {
             return Ok(());
         }

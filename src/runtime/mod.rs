@@ -107,9 +107,12 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
     // TLS: the certificate must load before anything listens; a TLS port
     // beside the plain one binds like it.
     let tls = match &config.tls {
-        Some(t) => Some(Arc::new(
-            crate::tls::TlsContext::new(t.settings.clone()).map_err(StartError)?,
-        )),
+        Some(t) => {
+            let ctx =
+                Arc::new(crate::tls::TlsContext::new(t.settings.clone()).map_err(StartError)?);
+            crate::tls::install(ctx.clone());
+            Some(ctx)
+        }
         None => None,
     };
     let tls_listen = match config.tls.as_ref().and_then(|t| t.port) {

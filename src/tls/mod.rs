@@ -99,6 +99,20 @@ pub struct TlsContext {
     refreshed_at: AtomicU64,
 }
 
+/// The server's TLS context, for the readers outside the data path (the
+/// admin thread's `/metrics` and reload route).
+static INSTALLED: OnceLock<Arc<TlsContext>> = OnceLock::new();
+
+/// Makes `ctx` the server's (once, at start).
+pub fn install(ctx: Arc<TlsContext>) {
+    let _ = INSTALLED.set(ctx);
+}
+
+/// The server's TLS context, when a listener speaks TLS.
+pub fn installed() -> Option<&'static Arc<TlsContext>> {
+    INSTALLED.get()
+}
+
 /// Sessions (TLS 1.2 session IDs) remembered for resumption, server-wide.
 const SESSION_CACHE: usize = 4096;
 
