@@ -362,7 +362,7 @@ def multi_tenant(cores):
     # Client certificate: unknown -> not logged in; bound -> logged in.
     s = tls_socket(srv.tls_addr, client_ctx(cert=CLIENT_PEM, key=CLIENT_KEY))
     check(ask(s, b"mg t5 v\r\n") == b"CLIENT_ERROR unauthenticated\r\n", "an unbound certificate logs in nobody")
-    srv.cli("cert", "add", "--cache", cache, "--username", user, fingerprint(CLIENT[0]))
+    srv.cli("cert", "add", "--cache", cache, user, fingerprint(CLIENT[0]))
     s = tls_socket(srv.tls_addr, client_ctx(cert=CLIENT_PEM, key=CLIENT_KEY))
     check(ask(s, b"mg t5 v\r\n") == b"VA 1\r\n5\r\n", "a bound certificate logs in with no auth step")
     check(ask(s, b"ms fromcert 2\r\nok\r\n") == b"HD\r\n", "meta set as the certificate's credential")
@@ -377,7 +377,7 @@ def multi_tenant(cores):
     check(ask(s2, b"mg t5 v\r\n") == b"CLIENT_ERROR unauthenticated\r\n", "CA-issued, unbound certificate")
     # Revocation: the session ends within 1 s.
     t0 = time.time()
-    srv.cli("cert", "remove", "--cache", cache, "--username", user, fingerprint(CLIENT[0]))
+    srv.cli("cert", "remove", "--cache", cache, user, fingerprint(CLIENT[0]))
     s.settimeout(3)
     try:
         closed = s.recv(100) == b""
@@ -401,7 +401,7 @@ def require_mode():
                  multi_tenant=True)
     out = srv.cli("cache", "create", "--name", "req", "--memory", "10MB")
     user, cache = value(out, "MEMCACHIER_USERNAME"), out.split()[2]
-    srv.cli("cert", "add", "--cache", cache, "--username", user, fingerprint(CLIENT[0]))
+    srv.cli("cert", "add", "--cache", cache, user, fingerprint(CLIENT[0]))
     for what, ctx in (("no certificate", client_ctx()),
                       ("an unknown certificate", client_ctx(cert=STRANGER_PEM, key=STRANGER_KEY))):
         def attempt():
