@@ -27,9 +27,10 @@ fn ready_then_stopping(extra: &[&str], data_dir: Option<&std::path::Path>) {
     cmd.env("NOTIFY_SOCKET", &path);
     let s = Server::launch(cmd).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(next(&rx), "READY=1");
-    // Ready means serving: the first request needs no retry.
+    // Ready means serving: the first request needs no retry (`config get
+    // cluster` is answered before authentication in multi-tenant mode).
     let mut c = s.connect();
-    assert!(c.call("version\r\n").starts_with("VERSION "));
+    assert!(c.call("config get cluster\r\n").starts_with("CONFIG cluster "));
     if let Some(admin) = s.admin {
         assert!(
             std::net::TcpStream::connect(admin).is_ok(),
