@@ -17,6 +17,9 @@ cargo clippy --release --workspace --all-targets -q -- -D warnings
 echo "== cargo build (release) =="
 cargo build --release --workspace --bins
 
+echo "== packaging: hadolint on the Dockerfile, systemd-analyze verify on the unit, both configs start =="
+scripts/packaging-check.sh
+
 echo "== cargo test =="
 cargo test --release --workspace
 

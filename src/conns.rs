@@ -65,11 +65,16 @@ pub struct Registration {
 }
 
 impl Drop for Registration {
+    /// Removes the entry only if it is still this connection's: should the
+    /// fd have been closed first, a connection accepted since on the same
+    /// number (on another core) owns the entry now and stays listed.
     fn drop(&mut self) {
-        TABLE
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.fd);
+        let mut table = TABLE.lock().unwrap_or_else(|e| e.into_inner());
+        if let std::collections::btree_map::Entry::Occupied(e) = table.entry(self.fd) {
+            if Arc::ptr_eq(e.get(), &self.activity) {
+                e.remove();
+            }
+        }
     }
 }
 
@@ -130,5 +135,23 @@ mod tests {
         let mut after = Vec::new();
         report(15, None, &mut |n, _| after.push(n.to_string()));
         assert!(!after.iter().any(|n| n.starts_with("-42:")));
+    }
+
+    #[test]
+    fn a_reused_fd_stays_listed() {
+        // The fd of a closing connection is reused by a new one before the
+        // old registration drops: the new connection keeps its line.
+        let old = register(-43, None, 1);
+        let new = register(-43, "127.0.0.1:5001".parse().ok(), 2);
+        drop(old);
+        let mut lines = Vec::new();
+        report(2, None, &mut |n, v| {
+            lines.push(format!("{n} {}", String::from_utf8_lossy(v)))
+        });
+        assert!(lines.contains(&"-43:addr tcp:127.0.0.1:5001".to_string()));
+        drop(new);
+        let mut after = Vec::new();
+        report(2, None, &mut |n, _| after.push(n.to_string()));
+        assert!(!after.iter().any(|n| n.starts_with("-43:")));
     }
 }

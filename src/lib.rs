@@ -24,6 +24,7 @@ pub mod conns;
 pub mod exec;
 pub mod introspect;
 pub mod latency;
+pub mod notify;
 pub mod protocol;
 pub mod runtime;
 pub mod session;

@@ -1,7 +1,8 @@
 //! Process limits and restarts over real sockets: the open-file limit
 //! (raised to fit -c, or -c lowered to fit it; clients beyond any limit get
-//! memcached's `ERROR Too many open connections`, none hangs) and restarting
-//! on the same port right after SIGKILL.
+//! memcached's `ERROR Too many open connections`, none hangs), the
+//! locked-memory limit io_uring needs, and restarting on the same port right
+//! after SIGKILL.
 
 mod common;
 
@@ -222,6 +223,48 @@ fn running_out_of_fds_turns_clients_away_instead_of_hanging() {
     assert!(warnings <= 2 * (secs + 1), "{warnings} warnings in {secs}s");
     drop(clients);
     assert!(still_serves(&s), "the server stopped serving");
+}
+
+#[test]
+fn locked_memory_limit_too_low_refuses_to_start_and_says_what_to_do() {
+    // Docker's default `ulimit -l` is often 64 KiB: glommio's executors need
+    // 512 KiB, and a core that cannot start must not leave a silent exit.
+    let mut cmd = shoal_cmd(0, 1, &[]);
+    // SAFETY: as in `with_nofile`: prctl and setrlimit on plain values.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_CAPBSET_DROP, CAP_SYS_RESOURCE, 0, 0, 0);
+            let lim = libc::rlimit {
+                rlim_cur: 64 * 1024,
+                rlim_max: 64 * 1024,
+            };
+            if libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn shoal");
+    // Bounded: a server that started anyway is killed, and that fails.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "started with 64 KiB of memlock: {err}"
+    );
+    assert!(
+        err.contains("RLIMIT_MEMLOCK) is 64 KiB") && err.contains("--ulimit memlock=-1"),
+        "{err}"
+    );
 }
 
 #[test]

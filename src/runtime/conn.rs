@@ -60,11 +60,15 @@ pub enum Flow {
 
 pub struct Conn {
     pub core: Rc<Core>,
+    /// This connection's line in `stats conns`, keyed by its fd. Declared
+    /// before `sock` so that it is removed before the fd is closed: fields
+    /// drop in order, and once the fd is closed another core can accept a
+    /// connection on the same number and register it, which a later
+    /// removal by that number would take out of the table.
+    _registration: Registration,
     pub(super) sock: Socket,
     pub session: Session,
     pub fd: RawFd,
-    /// This connection's line in `stats conns` (removed on drop).
-    _registration: Registration,
     pub activity: Arc<Activity>,
     /// Replies of the current batch (from the core's pool while busy).
     pub out: BytesMut,

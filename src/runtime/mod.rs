@@ -49,8 +49,9 @@ impl std::fmt::Display for StartError {
 }
 
 /// glommio registers memory with io_uring; the default 8 MiB RLIMIT_MEMLOCK
-/// is too small for several executors. Raise it as far as we may.
-fn raise_memlock() {
+/// is too small for several executors. Raise it as far as we may, and
+/// return the soft limit now in force (None: unlimited).
+fn raise_memlock() -> Option<u64> {
     unsafe {
         let mut lim = libc::rlimit {
             rlim_cur: 0,
@@ -66,6 +67,33 @@ fn raise_memlock() {
                 libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim);
             }
         }
+        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) != 0
+            || lim.rlim_cur == libc::RLIM_INFINITY
+        {
+            return None;
+        }
+        Some(lim.rlim_cur)
+    }
+}
+
+/// The least RLIMIT_MEMLOCK glommio starts an executor with (its reactor
+/// refuses to start below it, `sys/uring.rs`).
+const MIN_MEMLOCK: u64 = 512 * 1024;
+
+/// Refuses to start, saying why and what to do, when the locked-memory
+/// limit is below what an executor needs (rather than a core that stops
+/// silently during startup). `limit`: the soft limit in bytes, None for
+/// unlimited.
+fn check_memlock(limit: Option<u64>) -> Result<(), StartError> {
+    match limit {
+        Some(l) if l < MIN_MEMLOCK => Err(StartError(format!(
+            "the locked-memory limit (RLIMIT_MEMLOCK) is {} KiB and cannot be raised; io_uring \
+             needs at least {} KiB (unlimited is best): `ulimit -l unlimited` as root, \
+             `docker run --ulimit memlock=-1`, or `LimitMEMLOCK=infinity` in a systemd unit",
+            l / 1024,
+            MIN_MEMLOCK / 1024
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -88,7 +116,7 @@ fn check_io_uring() -> Result<(), StartError> {
 /// `shoal listening on ADDR` to stderr once every core is accepting.
 pub fn run(mut config: Config) -> Result<(), StartError> {
     check_io_uring()?;
-    raise_memlock();
+    check_memlock(raise_memlock())?;
     // Before anything opens a file: -c may be lowered to fit the limit.
     config.conn_limit = fdlimit::raise(config.conn_limit, config.threads).map_err(StartError)?;
     crate::clock::init();
@@ -254,6 +282,8 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
             eprintln!("shoal TLS listening on {tls_bound}");
         }
         tracing::info!(%bound, cores = n, "listening");
+        // Every core accepts and the admin endpoint (if any) is up.
+        crate::notify::notify_or_warn("READY=1");
     }
     let mut failed = None;
     let joined = handles.join_all();
@@ -428,6 +458,7 @@ fn spawn_signal_thread(server: Arc<Server>) -> Result<(), StartError> {
             });
             if let Some(sig) = stop.next() {
                 tracing::info!(sig, "shutting down");
+                crate::notify::notify_or_warn("STOPPING=1");
                 server.shutdown.store(true, Ordering::Release);
                 // Cores notice the flag on their 50 ms tick and finish within
                 // about a second. glommio 0.9 can leave a parked executor
@@ -441,4 +472,22 @@ fn spawn_signal_thread(server: Arc<Server>) -> Result<(), StartError> {
         })
         .map_err(|e| StartError(format!("cannot spawn signal thread: {e}")))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memlock_below_what_io_uring_needs_is_refused_with_the_fix() {
+        assert!(check_memlock(None).is_ok());
+        assert!(check_memlock(Some(MIN_MEMLOCK)).is_ok());
+        assert!(check_memlock(Some(8 << 20)).is_ok());
+        let e = check_memlock(Some(64 * 1024)).unwrap_err().0;
+        assert!(e.contains("RLIMIT_MEMLOCK) is 64 KiB"), "{e}");
+        assert!(
+            e.contains("--ulimit memlock=-1") && e.contains("LimitMEMLOCK=infinity"),
+            "{e}"
+        );
+    }
 }
