@@ -33,16 +33,10 @@ fn replay(dir: &str, name: &str, target: Target) -> usize {
 }
 
 #[test]
-fn seeds_run_clean() {
+fn committed_inputs_run_clean() {
     for (name, target) in TARGETS {
-        let n = replay("fuzz/seeds", name, target);
-        assert!(n >= 5, "fuzz/seeds/{name}: {n} seeds");
-    }
-}
-
-#[test]
-fn past_crashes_run_clean() {
-    for (name, target) in TARGETS {
+        let seeds = replay("fuzz/seeds", name, target);
+        assert!(seeds >= 5, "fuzz/seeds/{name}: {seeds} seeds");
         replay("fuzz/regressions", name, target);
     }
 }
