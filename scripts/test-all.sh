@@ -101,4 +101,6 @@ scripts/idle-conns.sh 15000 2 1024
 
 echo "== load smoke: mc-load (bounded: 5 s) against the same shoal =="
 target/release/mc-load --server "$ADDR" --conns 8 --pipeline 16 --ratio 1:10 --seconds 5
+echo "== fuzz smoke: every fuzz target for 20 s from its seeds (scripts/fuzz.sh) =="
+scripts/fuzz.sh 20
 echo "== all tests passed =="

@@ -22,6 +22,7 @@ pub mod cluster;
 pub mod config;
 pub mod conns;
 pub mod exec;
+pub mod fuzz;
 pub mod introspect;
 pub mod latency;
 pub mod notify;

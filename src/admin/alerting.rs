@@ -48,7 +48,7 @@ use crate::tenancy::{Alert, Cache, DeliveryConfig, DeliveryType, TriggerType};
 
 mod target;
 
-pub(crate) use target::check_url;
+pub(crate) use target::{check_url, check_url_literal};
 
 /// How long one delivery attempt (HTTP request or SMTP session) may take.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -189,7 +189,16 @@ async fn create_alert(
     body: Bytes,
 ) -> ApiResult {
     let cache = authorize(&state, &headers, &id)?;
-    let req: AlertBody = parse_json(&body)?;
+    let new = new_alert(&body)?;
+    let alert = state
+        .mutate(|s| kept(s.add_alert(cache.id, new.clone())))?
+        .map_err(|e| refused(e, "Cache not found."))?;
+    Ok((StatusCode::CREATED, Json(one_alert(&state, &alert))).into_response())
+}
+
+/// `POST alerts`'s body, checked as far as it goes without the store.
+pub(crate) fn new_alert(body: &[u8]) -> Result<NewAlert, ApiError> {
+    let req: AlertBody = parse_json(body)?;
     let kind = req
         .trigger_type
         .as_deref()
@@ -202,17 +211,13 @@ async fn create_alert(
     let config = req
         .delivery_config_id
         .ok_or_else(|| ApiError::invalid("An alert requires a delivery config."))?;
-    let new = NewAlert {
+    Ok(NewAlert {
         trigger_type: kind,
         trigger_threshold: threshold,
         delivery_config_id: config,
         description: req.description.unwrap_or_default(),
         enabled: req.enabled.unwrap_or(true),
-    };
-    let alert = state
-        .mutate(|s| kept(s.add_alert(cache.id, new.clone())))?
-        .map_err(|e| refused(e, "Cache not found."))?;
-    Ok((StatusCode::CREATED, Json(one_alert(&state, &alert))).into_response())
+    })
 }
 
 async fn get_alert(
@@ -237,23 +242,29 @@ async fn update_alert(
 ) -> ApiResult {
     let cache = authorize(&state, &headers, &id)?;
     let alert_id = alert_id(&alert)?;
-    let req: AlertBody = parse_json(&body)?;
+    let patch = alert_patch(&body, alert_id)?;
+    let alert = state
+        .mutate(|s| kept(s.update_alert(cache.id, alert_id, patch.clone())))?
+        .map_err(|e| refused(e, ALERT_NOT_FOUND))?;
+    Ok((StatusCode::CREATED, Json(one_alert(&state, &alert))).into_response())
+}
+
+/// `PUT alerts/:alert_id`'s body, checked as far as it goes without the
+/// store.
+pub(crate) fn alert_patch(body: &[u8], alert_id: u64) -> Result<AlertPatch, ApiError> {
+    let req: AlertBody = parse_json(body)?;
     if req.id.is_some_and(|b| b != alert_id) {
         return Err(ApiError::invalid(
             "The alert ID in the body does not match the one in the URL.",
         ));
     }
-    let patch = AlertPatch {
+    Ok(AlertPatch {
         trigger_type: req.trigger_type.as_deref().map(trigger_type).transpose()?,
         trigger_threshold: req.trigger_threshold.map(threshold).transpose()?,
         delivery_config_id: req.delivery_config_id,
         description: req.description,
         enabled: req.enabled,
-    };
-    let alert = state
-        .mutate(|s| kept(s.update_alert(cache.id, alert_id, patch.clone())))?
-        .map_err(|e| refused(e, ALERT_NOT_FOUND))?;
-    Ok((StatusCode::CREATED, Json(one_alert(&state, &alert))).into_response())
+    })
 }
 
 async fn delete_alert(
@@ -301,7 +312,26 @@ async fn create_config(
     body: Bytes,
 ) -> ApiResult {
     let cache = authorize(&state, &headers, &id)?;
-    let req: ConfigBody = parse_json(&body)?;
+    let new = new_config(&body)?;
+    // An absent URL reads as "", which check_url leaves to the store.
+    if matches!(
+        new.delivery_type,
+        DeliveryType::Slack | DeliveryType::Webhook
+    ) {
+        check_url(&new.slack_url, state.alert_allow_private)
+            .await
+            .map_err(ApiError::invalid)?;
+    }
+    let config = state
+        .mutate(|s| kept(s.add_delivery_config(cache.id, new.clone())))?
+        .map_err(|e| refused(e, "Cache not found."))?;
+    Ok((StatusCode::CREATED, Json(config_json(&config))).into_response())
+}
+
+/// `POST alerts/configs`'s body, checked as far as it goes without the
+/// store or DNS (`check_url`).
+pub(crate) fn new_config(body: &[u8]) -> Result<NewDeliveryConfig, ApiError> {
+    let req: ConfigBody = parse_json(body)?;
     let raw = req
         .delivery_type
         .ok_or_else(|| ApiError::invalid("An alert delivery config requires a type."))?;
@@ -310,23 +340,12 @@ async fn create_config(
             "Unknown delivery type {raw:?}: use \"email\", \"slack\" or \"webhook\"."
         ))
     })?;
-    if matches!(kind, DeliveryType::Slack | DeliveryType::Webhook) {
-        if let Some(url) = &req.slack_url {
-            check_url(url, state.alert_allow_private)
-                .await
-                .map_err(ApiError::invalid)?;
-        }
-    }
-    let new = NewDeliveryConfig {
+    Ok(NewDeliveryConfig {
         delivery_type: kind,
         email: req.email.unwrap_or_default(),
         slack_url: req.slack_url.unwrap_or_default(),
         slack_channel: req.slack_channel.unwrap_or_default(),
-    };
-    let config = state
-        .mutate(|s| kept(s.add_delivery_config(cache.id, new.clone())))?
-        .map_err(|e| refused(e, "Cache not found."))?;
-    Ok((StatusCode::CREATED, Json(config_json(&config))).into_response())
+    })
 }
 
 async fn delete_config(

@@ -144,18 +144,22 @@ async fn create_credential(
     body: Bytes,
 ) -> ApiResult {
     let cache = authorize(&state, &headers, &id)?;
-    let caps = if body.iter().all(u8::is_ascii_whitespace) {
-        Caps::ALL
-    } else {
-        let req: NewCapsBody = parse_json(&body)?;
-        Caps {
-            write: req.write_capability.unwrap_or(true),
-            flush: req.flush_capability.unwrap_or(true),
-            api: req.api_capability.unwrap_or(true),
-        }
-    };
+    let caps = new_credential_caps(&body)?;
     let cred = state.mutate(|s| s.add_credential(cache.id, caps))?;
     Ok((StatusCode::CREATED, Json(credential_json(&cred))).into_response())
+}
+
+/// The capabilities of a new credential from its POST body.
+pub(crate) fn new_credential_caps(body: &[u8]) -> Result<Caps, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Caps::ALL);
+    }
+    let req: NewCapsBody = parse_json(body)?;
+    Ok(Caps {
+        write: req.write_capability.unwrap_or(true),
+        flush: req.flush_capability.unwrap_or(true),
+        api: req.api_capability.unwrap_or(true),
+    })
 }
 
 /// PATCH body: MemCachier sets an omitted capability to false.
@@ -170,6 +174,20 @@ struct CapsBody {
     api_capability: bool,
 }
 
+/// A credential's new capabilities from its PATCH body.
+pub(crate) fn credential_caps(body: &[u8]) -> Result<Caps, ApiError> {
+    let req: CapsBody = if body.is_empty() {
+        parse_json(b"{}")?
+    } else {
+        parse_json(body)?
+    };
+    Ok(Caps {
+        write: req.write_capability,
+        flush: req.flush_capability,
+        api: req.api_capability,
+    })
+}
+
 async fn update_credential(
     State(state): Shared,
     headers: HeaderMap,
@@ -177,16 +195,7 @@ async fn update_credential(
     body: Bytes,
 ) -> ApiResult {
     let cache = authorize(&state, &headers, &id)?;
-    let req: CapsBody = if body.is_empty() {
-        parse_json(b"{}")?
-    } else {
-        parse_json(&body)?
-    };
-    let caps = Caps {
-        write: req.write_capability,
-        flush: req.flush_capability,
-        api: req.api_capability,
-    };
+    let caps = credential_caps(&body)?;
     let cred = state.mutate(|s| s.set_caps(cache.id, &username, caps))?;
     Ok(Json(json!({
         "write_capability": cred.caps.write,

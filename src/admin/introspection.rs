@@ -250,6 +250,11 @@ struct PrefixBody {
     name: String,
 }
 
+/// The prefix a `POST prefixes` body names (the store checks it).
+pub(crate) fn prefix_name(body: &[u8]) -> Result<String, ApiError> {
+    Ok(parse_json::<PrefixBody>(body)?.name)
+}
+
 async fn watch_prefix(
     State(state): Shared,
     headers: HeaderMap,
@@ -257,8 +262,8 @@ async fn watch_prefix(
     body: Bytes,
 ) -> ApiResult {
     let cache = authorize(&state, &headers, &id)?;
-    let req: PrefixBody = parse_json(&body)?;
-    let p = state.mutate(|s| s.add_prefix(cache.id, &req.name))?;
+    let name = prefix_name(&body)?;
+    let p = state.mutate(|s| s.add_prefix(cache.id, &name))?;
     Ok(Json(prefix_json(&p)).into_response())
 }
 

@@ -31,6 +31,7 @@ mod auth;
 mod body;
 mod dashboard;
 mod fanout;
+mod fuzz;
 pub mod history;
 mod insight;
 mod introspection;
@@ -51,6 +52,7 @@ use crate::tenancy::{ControlError, ControlStore, Registry};
 use body::ApiError;
 
 pub use body::parse_memory;
+pub(crate) use fuzz::body as fuzz_body;
 pub use metrics::set_max_connections;
 pub use server::AdminLimits;
 

@@ -38,7 +38,7 @@ use super::body::{
     ApiError, CreateCache, PatchCache, SetCaps,
 };
 use super::AdminState;
-use crate::tenancy::ControlError;
+use crate::tenancy::{Cache, ControlError, ControlStore, Credential};
 
 type Shared = State<Arc<AdminState>>;
 type ApiResult = Result<Response, ApiError>;
@@ -95,22 +95,45 @@ fn ok(body: serde_json::Value) -> Response {
     Json(body).into_response()
 }
 
-async fn create_cache(State(state): Shared, body: Bytes) -> ApiResult {
-    let req: CreateCache = parse_json(&body)?;
+/// A `POST /caches` body, checked: the trimmed name, the plan in bytes,
+/// the connection limit (0: none).
+pub(crate) struct NewCache {
+    pub(crate) name: String,
+    pub(crate) memory: u64,
+    pub(crate) connections: u32,
+}
+
+pub(crate) fn new_cache(body: &[u8]) -> Result<NewCache, ApiError> {
+    let req: CreateCache = parse_json(body)?;
     let memory = req.memory.bytes()?;
     let name = req.name.trim();
     if name.is_empty() {
         return Err(ApiError::invalid("name must not be empty"));
     }
-    // Two commits, published together (cores never see the cache without
-    // its limit); a crash between them leaves the cache with no limit.
-    let (cache, cred) = state.mutate(|s| {
-        let (mut cache, cred) = s.create_cache(name, memory)?;
-        if let Some(n) = req.connections.filter(|n| *n > 0) {
-            cache = s.set_max_connections(cache.id, n)?;
-        }
-        Ok((cache, cred))
-    })?;
+    Ok(NewCache {
+        name: name.to_owned(),
+        memory,
+        connections: req.connections.unwrap_or(0),
+    })
+}
+
+/// Creates the cache. Two commits, published together (cores never see
+/// the cache without its limit); a crash between them leaves the cache
+/// with no limit.
+pub(crate) fn create_cache_in(
+    s: &mut ControlStore,
+    req: &NewCache,
+) -> Result<(Cache, Credential), ControlError> {
+    let (mut cache, cred) = s.create_cache(&req.name, req.memory)?;
+    if req.connections > 0 {
+        cache = s.set_max_connections(cache.id, req.connections)?;
+    }
+    Ok((cache, cred))
+}
+
+async fn create_cache(State(state): Shared, body: Bytes) -> ApiResult {
+    let req = new_cache(&body)?;
+    let (cache, cred) = state.mutate(|s| create_cache_in(s, &req))?;
     Ok(created(json!({
         "cache": cache_view(&cache),
         "credential": credential_view(&cred),
@@ -183,29 +206,51 @@ async fn get_cache(State(state): Shared, Path(id): Path<String>) -> ApiResult {
     })))
 }
 
-async fn patch_cache(State(state): Shared, Path(id): Path<String>, body: Bytes) -> ApiResult {
-    let id = parse_id(&id)?;
-    let req: PatchCache = parse_json(&body)?;
-    // Validate everything before changing anything.
+/// A `PATCH /caches/:id` body, checked: what changes.
+pub(crate) struct CachePatch {
+    pub(crate) memory: Option<u64>,
+    pub(crate) enabled: Option<bool>,
+    pub(crate) connections: Option<u32>,
+}
+
+/// Validates everything before anything changes.
+pub(crate) fn cache_patch(body: &[u8]) -> Result<CachePatch, ApiError> {
+    let req: PatchCache = parse_json(body)?;
     let memory = req.memory.as_ref().map(|m| m.bytes()).transpose()?;
     if memory.is_none() && req.enabled.is_none() && req.connections.is_none() {
         return Err(ApiError::invalid(
             "nothing to change: give memory, connections and/or enabled",
         ));
     }
-    let cache = state.mutate(|s| {
-        let mut cache = s.cache(id).ok_or(ControlError::NotFound)?;
-        if let Some(bytes) = memory {
-            cache = s.set_memory_limit(id, bytes)?;
-        }
-        if let Some(n) = req.connections {
-            cache = s.set_max_connections(id, n)?;
-        }
-        if let Some(enabled) = req.enabled {
-            cache = s.set_enabled(id, enabled)?;
-        }
-        Ok(cache)
-    })?;
+    Ok(CachePatch {
+        memory,
+        enabled: req.enabled,
+        connections: req.connections,
+    })
+}
+
+pub(crate) fn patch_cache_in(
+    s: &mut ControlStore,
+    id: u32,
+    patch: &CachePatch,
+) -> Result<Cache, ControlError> {
+    let mut cache = s.cache(id).ok_or(ControlError::NotFound)?;
+    if let Some(bytes) = patch.memory {
+        cache = s.set_memory_limit(id, bytes)?;
+    }
+    if let Some(n) = patch.connections {
+        cache = s.set_max_connections(id, n)?;
+    }
+    if let Some(enabled) = patch.enabled {
+        cache = s.set_enabled(id, enabled)?;
+    }
+    Ok(cache)
+}
+
+async fn patch_cache(State(state): Shared, Path(id): Path<String>, body: Bytes) -> ApiResult {
+    let id = parse_id(&id)?;
+    let patch = cache_patch(&body)?;
+    let cache = state.mutate(|s| patch_cache_in(s, id, &patch))?;
     Ok(ok(json!({ "cache": cache_view(&cache) })))
 }
 

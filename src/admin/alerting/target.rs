@@ -123,25 +123,38 @@ fn host_port(url: &str) -> Result<(String, u16), String> {
     Ok((host.to_string(), port))
 }
 
+/// What [`check_url`] decides without DNS: Err(why) for an address
+/// literal that is not public, Ok(None) when nothing is left to check,
+/// Ok(Some((host, port))) when the host name must be resolved.
+pub(crate) fn check_url_literal(
+    url: &str,
+    allow_private: bool,
+) -> Result<Option<(String, u16)>, String> {
+    if allow_private {
+        return Ok(None);
+    }
+    // A URL this cannot parse is the store's to refuse, with its own
+    // message; ureq could not send to it either.
+    let Ok((host, port)) = host_port(url) else {
+        return Ok(None);
+    };
+    match host.parse::<IpAddr>() {
+        Ok(ip) => match non_public(ip) {
+            Some(why) => Err(refusal(&host, ip, why)),
+            None => Ok(None),
+        },
+        Err(_) => Ok(Some((host, port))),
+    }
+}
+
 /// The check when a Slack or webhook delivery config is created: Err(why)
 /// when `url`'s host is, or now resolves to, a non-public address (unless
 /// `allow_private`). A host that does not resolve now is accepted: DNS
 /// may be down or the host not yet published, and every send checks again.
 pub(crate) async fn check_url(url: &str, allow_private: bool) -> Result<(), String> {
-    if allow_private {
-        return Ok(());
-    }
-    // A URL this cannot parse is the store's to refuse, with its own
-    // message; ureq could not send to it either.
-    let Ok((host, port)) = host_port(url) else {
+    let Some((host, port)) = check_url_literal(url, allow_private)? else {
         return Ok(());
     };
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return match non_public(ip) {
-            Some(why) => Err(refusal(&host, ip, why)),
-            None => Ok(()),
-        };
-    }
     let lookup = tokio::net::lookup_host((host.as_str(), port));
     let resolved = tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await;
     match resolved {

@@ -1,0 +1,4 @@
+#![no_main]
+//! See shoal::fuzz::binary (src/fuzz/): what this target feeds and checks.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| shoal::fuzz::binary(data));
