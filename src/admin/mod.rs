@@ -10,7 +10,8 @@
 //!
 //! - `routes.rs`: the `/admin/v1` routes and their handlers, and the whole
 //!   router: it merges the API v2 route files (`api_v2.rs`, `alerts.rs`,
-//!   `insight.rs`, `introspection.rs`, `manage.rs`).
+//!   `insight.rs`, `introspection.rs`, `manage.rs`) and `certs.rs` (client
+//!   certificate fingerprints, operator and API v2 routes).
 //! - `auth.rs`: the operator bearer-token check and the API v2 credential
 //!   check ([`auth::authorize`]).
 //! - `body.rs`: request bodies, memory sizes, time ranges, JSON views and errors.
@@ -29,6 +30,7 @@ mod alerts;
 mod api_v2;
 mod auth;
 mod body;
+mod certs;
 mod dashboard;
 mod fanout;
 pub mod history;

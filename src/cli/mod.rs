@@ -1,6 +1,7 @@
 //! The `shoal` command line: the server's flags and config file
 //! ([`args`], read into a [`crate::config::Config`]) and the operator's
-//! subcommands (`shoal cache ...`, `shoal credential ...`), the client side
+//! subcommands (`shoal cache ...`, `shoal credential ...`, `shoal cert
+//! ...` in [`certs`]), the client side
 //! of the admin endpoint (`crate::admin`).
 //!
 //! [`Cli`] embeds [`Subcommand`] as
@@ -15,6 +16,7 @@
 //! instead of text.
 
 pub mod args;
+pub mod certs;
 pub mod client;
 mod print;
 
@@ -43,6 +45,8 @@ pub enum Subcommand {
     Cache(CacheArgs),
     /// Manage a cache's credentials on a running multi-tenant server
     Credential(CredentialArgs),
+    /// Manage the TLS client certificates that log in as a credential
+    Cert(certs::CertArgs),
     /// See and drain the nodes of a cluster (--control-plane)
     Node(NodeArgs),
 }
@@ -79,6 +83,7 @@ impl Subcommand {
         match self {
             Subcommand::Cache(c) => &mut c.admin,
             Subcommand::Credential(c) => &mut c.admin,
+            Subcommand::Cert(c) => &mut c.admin,
             Subcommand::Node(c) => &mut c.admin,
         }
     }
@@ -282,12 +287,14 @@ pub fn execute(cmd: &Subcommand, out: &mut dyn Write) -> Result<(), CliError> {
     let admin = match cmd {
         Subcommand::Cache(c) => &c.admin,
         Subcommand::Credential(c) => &c.admin,
+        Subcommand::Cert(c) => &c.admin,
         Subcommand::Node(c) => &c.admin,
     };
     let client = AdminClient::new(&admin.admin, &operator_token(admin.data_dir())?);
     match cmd {
         Subcommand::Cache(c) => cache(&client, &c.command, out, admin.json),
         Subcommand::Credential(c) => credential(&client, &c.command, out, admin.json),
+        Subcommand::Cert(c) => certs::run(&client, &c.command, out, admin.json),
         Subcommand::Node(c) => node(&client, &c.command, out, admin.json),
     }
 }

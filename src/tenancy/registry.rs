@@ -368,7 +368,10 @@ mod tests {
         let r = Registry::build(
             1,
             &[cache(1, true), cache(2, false)],
-            &[cred("AAAAAA", 1, vec![text.clone()]), cred("BBBBBB", 2, vec![other])],
+            &[
+                cred("AAAAAA", 1, vec![text.clone()]),
+                cred("BBBBBB", 2, vec![other]),
+            ],
         );
         let s = r.authenticate_cert(&f).unwrap();
         assert_eq!((s.cache_id, s.username.as_str()), (1, "AAAAAA"));
