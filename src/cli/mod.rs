@@ -9,8 +9,9 @@
 //! `main.rs` exits with [`run_subcommand`]'s code instead of starting the
 //! server.
 //!
-//! Every subcommand takes `--admin ADDR` (default `127.0.0.1:11299`) and
-//! `--data-dir DIR` (default `./shoal-data`). The operator token comes from
+//! Every subcommand takes `--admin ADDR` (default `127.0.0.1:11299`;
+//! `https://HOST:PORT` with `--admin-ca FILE` for an endpoint serving
+//! HTTPS) and `--data-dir DIR` (default `./shoal-data`). The operator token comes from
 //! `SHOAL_ADMIN_TOKEN` when set, else from `DIR/operator.token`, which the
 //! server writes on its first start. `--json` prints the API's JSON answer
 //! instead of text.
@@ -64,6 +65,10 @@ pub struct AdminArgs {
     /// print the API's JSON answer instead of text
     #[arg(long = "json", global = true)]
     pub json: bool,
+    /// PEM certificate(s) to trust for an https:// --admin address (the
+    /// endpoint's --admin-tls-cert, or the CA that signed it)
+    #[arg(long = "admin-ca", value_name = "FILE", global = true)]
+    pub admin_ca: Option<PathBuf>,
 }
 
 impl AdminArgs {
@@ -290,7 +295,8 @@ pub fn execute(cmd: &Subcommand, out: &mut dyn Write) -> Result<(), CliError> {
         Subcommand::Cert(c) => &c.admin,
         Subcommand::Node(c) => &c.admin,
     };
-    let client = AdminClient::new(&admin.admin, &operator_token(admin.data_dir())?);
+    let client = AdminClient::new(&admin.admin, &operator_token(admin.data_dir())?)
+        .with_ca(admin.admin_ca.as_deref())?;
     match cmd {
         Subcommand::Cache(c) => cache(&client, &c.command, out, admin.json),
         Subcommand::Credential(c) => credential(&client, &c.command, out, admin.json),
