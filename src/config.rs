@@ -62,6 +62,14 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Multi-tenant mode: the operator HTTP endpoint's address.
     pub admin_addr: String,
+    /// Multi-tenant mode: the admin endpoint serves HTTPS with this PEM
+    /// certificate chain and the key below (both or neither).
+    pub admin_tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of `admin_tls_cert`.
+    pub admin_tls_key: Option<PathBuf>,
+    /// PEM certificates the other nodes' admin certificates must chain to
+    /// (cluster fan-out); None: those of `admin_tls_cert`.
+    pub admin_tls_ca: Option<PathBuf>,
     /// Multi-tenant mode: unauthenticated connections are closed after this.
     pub auth_timeout: Duration,
     /// Multi-tenant mode: how often each cache's stats are sampled into history.
@@ -134,6 +142,9 @@ impl Default for Config {
             multi_tenant: false,
             data_dir: DEFAULT_DATA_DIR.into(),
             admin_addr: DEFAULT_ADMIN_ADDR.into(),
+            admin_tls_cert: None,
+            admin_tls_key: None,
+            admin_tls_ca: None,
             auth_timeout: Duration::from_secs(5),
             stats_interval: Duration::from_secs(10),
             introspection_sample: DEFAULT_INTROSPECTION_SAMPLE,

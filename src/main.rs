@@ -30,6 +30,21 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
+    if let (true, Some(cert), Some(key)) = (
+        config.multi_tenant,
+        &config.admin_tls_cert,
+        &config.admin_tls_key,
+    ) {
+        let files = shoal::admin::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            ca: config.admin_tls_ca.clone(),
+        };
+        if let Err(e) = shoal::admin::install_tls(Some(&files)) {
+            eprintln!("shoal: {e}");
+            std::process::exit(64);
+        }
+    }
     if let Err(e) = shoal::runtime::run(config) {
         eprintln!("shoal: {e}");
         std::process::exit(1);

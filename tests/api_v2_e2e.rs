@@ -278,6 +278,11 @@ fn api_v2_routes_in_source() -> Vec<(String, String)> {
             "fn sso_router()",
             "",
         ),
+        (
+            include_str!("../src/admin/certs.rs"),
+            "fn router()",
+            "/api/v2",
+        ),
     ];
     let mut routes = Vec::new();
     for (src, func, prefix) in sources {
@@ -348,7 +353,8 @@ fn openapi_document_describes_every_route() {
                 .replace("{username}", "000000")
                 .replace("{alert_id}", "999999")
                 .replace("{config_id}", "999999")
-                .replace("{prefix_id}", "999999");
+                .replace("{prefix_id}", "999999")
+                .replace("{fingerprint}", &"ab".repeat(32));
             let (status, body) = s.http(&method.to_uppercase(), &url, a.basic(), Some("{}"));
             assert!(
                 status != 405 && body["message"] != "no such route",

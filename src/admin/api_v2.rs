@@ -17,8 +17,9 @@
 //! | `GET stats` | 200 the documented counters |
 //!
 //! The rest of API v2 lives beside this file: `insight.rs` (processed
-//! stats, latency), `introspection.rs`, `alerts.rs` and `manage.rs`
-//! (rotate_sso, switch_cluster).
+//! stats, latency), `introspection.rs`, `alerts.rs`, `manage.rs`
+//! (rotate_sso, switch_cluster) and `certs.rs` (shoal's extension: client
+//! certificate fingerprints).
 //!
 //! `GET /api/v2/openapi.json` (no credentials) serves the OpenAPI 3
 //! description of all of them (`openapi.json`, checked against the running
@@ -41,9 +42,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::authorize;
-use super::body::{parse_json, ApiError};
+use super::body::{credential_json, parse_json, ApiError};
 use super::AdminState;
-use crate::tenancy::{Caps, ControlError, Credential};
+use crate::tenancy::{Caps, ControlError};
 
 type Shared = State<Arc<AdminState>>;
 type ApiResult = Result<Response, ApiError>;
@@ -75,21 +76,6 @@ pub(crate) fn router() -> Router<Arc<AdminState>> {
 
 async fn openapi() -> Response {
     ([(CONTENT_TYPE, "application/json")], OPENAPI).into_response()
-}
-
-/// A credential as MemCachier shows it. Usernames are 6 hex digits, so
-/// their value is a stable numeric id.
-fn credential_json(c: &Credential) -> Value {
-    json!({
-        "id": u32::from_str_radix(&c.username, 16).unwrap_or(0),
-        "cache_id": c.cache_id,
-        "sasl_username": c.username,
-        "sasl_password": c.password,
-        "write_capability": c.caps.write,
-        "flush_capability": c.caps.flush,
-        "api_capability": c.caps.api,
-        "primary": c.primary,
-    })
 }
 
 async fn info(State(state): Shared, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {

@@ -277,6 +277,9 @@ pub(crate) struct CredentialView<'a> {
     caps: CapsView,
     primary: bool,
     created: u64,
+    /// SHA-256 fingerprints of the TLS client certificates that log in as
+    /// this credential (`certs.rs`).
+    cert_fingerprints: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -298,11 +301,29 @@ pub(crate) fn credential_view(c: &Credential) -> CredentialView<'_> {
         },
         primary: c.primary,
         created: c.created,
+        cert_fingerprints: &c.cert_fingerprints,
     }
 }
 
 pub(crate) fn credentials_view(creds: &[Credential]) -> Value {
     json!(creds.iter().map(credential_view).collect::<Vec<_>>())
+}
+
+/// A credential as MemCachier shows it, plus shoal's `cert_fingerprints`
+/// (`certs.rs`), as API v2 answers it. Usernames are 6 hex digits, so their value is a stable
+/// numeric id.
+pub(crate) fn credential_json(c: &Credential) -> Value {
+    json!({
+        "id": u32::from_str_radix(&c.username, 16).unwrap_or(0),
+        "cache_id": c.cache_id,
+        "sasl_username": c.username,
+        "sasl_password": c.password,
+        "write_capability": c.caps.write,
+        "flush_capability": c.caps.flush,
+        "api_capability": c.caps.api,
+        "primary": c.primary,
+        "cert_fingerprints": c.cert_fingerprints,
+    })
 }
 
 /// The three lines an application needs (MemCachier's config vars).

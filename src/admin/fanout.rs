@@ -4,7 +4,9 @@
 //! with the cluster's operator token (every node holds the same one, from
 //! the database): one blocking call per peer on tokio's blocking pool, all
 //! at once, each bounded by `PEER_TIMEOUT`. Outside a cluster there are no
-//! peers and every answer is this node's.
+//! peers and every answer is this node's. A node serving its admin
+//! endpoint over HTTPS calls its peers over HTTPS, verifying them against
+//! its admin TLS roots (`tls.rs`).
 
 use std::time::Duration;
 
@@ -15,6 +17,7 @@ use serde_json::{json, Value};
 
 use super::body::{parse_id, ApiError};
 use super::probe::Probe;
+use super::tls::AdminTls;
 use super::AdminState;
 use crate::cluster::NodeState;
 use crate::tenancy::Cache;
@@ -137,10 +140,11 @@ async fn fan_out(
     let calls: Vec<_> = peers
         .into_iter()
         .map(|p| {
-            let (token, path) = (token.clone(), path.clone());
+            let (token, path, tls) = (token.clone(), path.clone(), state.tls.clone());
             let server = p.server.clone();
-            let call =
-                tokio::task::spawn_blocking(move || call_peer(method, &p.admin, &path, &token));
+            let call = tokio::task::spawn_blocking(move || {
+                call_peer(method, &p.admin, &path, &token, tls.as_deref())
+            });
             (server, call)
         })
         .collect();
@@ -152,15 +156,28 @@ async fn fan_out(
     out
 }
 
-fn call_peer(method: &str, admin: &str, path: &str, token: &str) -> Result<Value, String> {
-    let config = ureq::Agent::config_builder()
+pub(super) fn call_peer(
+    method: &str,
+    admin: &str,
+    path: &str,
+    token: &str,
+    tls: Option<&AdminTls>,
+) -> Result<Value, String> {
+    let mut config = ureq::Agent::config_builder()
         .timeout_global(Some(PEER_TIMEOUT))
         .max_redirects(0)
         .proxy(None)
-        .http_status_as_error(true)
-        .build();
-    let agent: ureq::Agent = config.into();
-    let url = format!("http://{admin}{path}");
+        .http_status_as_error(true);
+    let scheme = match tls {
+        None => "http",
+        Some(tls) => {
+            let roots = ureq::tls::RootCerts::Specific(tls.peer_roots.clone());
+            config = config.tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build());
+            "https"
+        }
+    };
+    let agent: ureq::Agent = config.build().into();
+    let url = format!("{scheme}://{admin}{path}");
     let auth = format!("Bearer {token}");
     let resp = match method {
         "POST" => agent.post(&url).header("Authorization", &auth).send_empty(),

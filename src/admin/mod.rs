@@ -10,13 +10,16 @@
 //!
 //! - `routes.rs`: the `/admin/v1` routes and their handlers, and the whole
 //!   router: it merges the API v2 route files (`api_v2.rs`, `alerts.rs`,
-//!   `insight.rs`, `introspection.rs`, `manage.rs`).
+//!   `insight.rs`, `introspection.rs`, `manage.rs`) and `certs.rs` (client
+//!   certificate fingerprints, operator and API v2 routes).
 //! - `auth.rs`: the operator bearer-token check and the API v2 credential
 //!   check ([`auth::authorize`]).
 //! - `body.rs`: request bodies, memory sizes, time ranges, JSON views and errors.
 //! - `metrics.rs`: the Prometheus `GET /metrics` (no token, like `/healthz`).
 //! - `dashboard/`: the web dashboard (`/dashboard`, and `/sso/ID` in a browser).
 //! - `server.rs`: the accept loop, its connection cap and its timeouts.
+//! - `tls.rs`: HTTPS (`--admin-tls-cert`, `--admin-tls-key`), also used by
+//!   the cluster fan-out to reach its peers.
 //!
 //! Route files share what they need through the modules below them (this
 //! file's [`AdminState`] with its `lock`/`mutate`, `auth.rs`, `body.rs`,
@@ -29,6 +32,7 @@ mod alerts;
 mod api_v2;
 mod auth;
 mod body;
+mod certs;
 mod dashboard;
 mod fanout;
 mod fuzz;
@@ -42,6 +46,7 @@ pub mod probe;
 mod routes;
 mod server;
 mod status;
+mod tls;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -55,6 +60,7 @@ pub use body::parse_memory;
 pub(crate) use fuzz::body as fuzz_body;
 pub use metrics::set_max_connections;
 pub use server::AdminLimits;
+pub use tls::{install as install_tls, TlsFiles};
 
 /// Called after every committed change with the store's new snapshot. It runs
 /// on the admin thread while the store's lock is held, so calls arrive in
@@ -141,6 +147,9 @@ pub(crate) struct AdminState {
     pub(crate) cluster_name: String,
     /// `--alert-allow-private`: see [`AdminConfig::alert_allow_private`].
     pub(crate) alert_allow_private: bool,
+    /// HTTPS settings (None: plain HTTP): the dashboard marks its cookies
+    /// Secure, the fan-out calls peers over HTTPS.
+    pub(crate) tls: Option<Arc<tls::AdminTls>>,
 }
 
 impl AdminState {
@@ -268,6 +277,14 @@ pub fn spawn_with(
     let listener = TcpListener::bind(config.bind)?;
     let local_addr = listener.local_addr()?;
     listener.set_nonblocking(true)?;
+    let tls = tls::installed();
+    if tls.is_none() && !local_addr.ip().is_loopback() {
+        eprintln!(
+            "shoal: warning: the admin endpoint listens on {local_addr} without TLS; \
+             the operator token and API credentials sent to it travel in clear text; \
+             give --admin-tls-cert and --admin-tls-key"
+        );
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -305,6 +322,7 @@ pub fn spawn_with(
         cluster_name: config.cluster_name,
         alert_allow_private: config.alert_allow_private,
         cluster: config.cluster.clone(),
+        tls: tls.clone(),
     });
     let updates = config.cluster.as_ref().and_then(|c| c.take_updates());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -331,6 +349,7 @@ pub fn spawn_with(
                 listener,
                 app,
                 config.limits,
+                tls,
                 stop_rx,
                 SHUTDOWN_GRACE,
             ));

@@ -15,6 +15,9 @@
 //! | `PATCH /caches/:id/credentials/:username {write, flush, api}` | 200 `{credential}` |
 //! | `DELETE /caches/:id/credentials/:username` | 204 |
 //! | `POST /caches/:id/credentials/:username/promote` | 200 `{credential}` |
+//! | `GET /caches/:id/credentials/:username/certs` | 200 `{cert_fingerprints}` (`certs.rs`) |
+//! | `POST /caches/:id/credentials/:username/certs {fingerprint}` | 201 `{credential}` |
+//! | `DELETE /caches/:id/credentials/:username/certs/:fingerprint` | 204 |
 //! | `GET /latency` | 200 `{latency: {class: {count, p50, p90, p99, p999, max}}}` (µs, all caches) |
 //! | `GET /caches/:id/latency` | 200 `{cache_id, latency}` (that cache's requests) |
 //!
@@ -61,6 +64,7 @@ pub(crate) fn router(state: Arc<AdminState>) -> Router {
         .route("/caches/{id}/credentials/{username}/promote", post(promote))
         .route("/latency", get(server_latency))
         .route("/caches/{id}/latency", get(cache_latency))
+        .merge(super::certs::operator_routes())
         .merge(super::nodes::operator_routes())
         .merge(super::insight::local_routes())
         .merge(super::introspection::local_routes())
@@ -79,7 +83,8 @@ pub(crate) fn router(state: Arc<AdminState>) -> Router {
                 .merge(super::alerts::router())
                 .merge(super::insight::router())
                 .merge(super::introspection::router())
-                .merge(super::manage::router()),
+                .merge(super::manage::router())
+                .merge(super::certs::router()),
         )
         .merge(super::manage::sso_router())
         .merge(super::dashboard::router())

@@ -18,6 +18,12 @@
 //!   reads the body) has not finished in [`AdminLimits::request_timeout`];
 //!   hyper then closes the connection, its body unread.
 //!
+//! - with `--admin-tls-cert`/`--admin-tls-key` (`tls.rs`) every accepted
+//!   connection is wrapped in TLS first, in its own task so a slow
+//!   handshake never holds the accept loop; the handshake has
+//!   [`AdminLimits::header_timeout`] too, and one that fails or runs out
+//!   only closes its connection (and frees its slot under the cap).
+//!
 //! On stop the listener closes, every connection is asked to finish its
 //! request in flight and close, and after `grace` the rest are dropped.
 
@@ -31,13 +37,15 @@ use axum::response::IntoResponse;
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{watch, Semaphore};
 use tower::timeout::TimeoutLayer;
 use tower::ServiceBuilder;
 
 use super::body::ApiError;
+use super::tls::AdminTls;
 use crate::config::{
     DEFAULT_ADMIN_HEADER_TIMEOUT, DEFAULT_ADMIN_MAX_CONNS, DEFAULT_ADMIN_REQUEST_TIMEOUT,
 };
@@ -102,12 +110,14 @@ fn with_timeout(app: Router, limit: Duration) -> Router {
     )
 }
 
-/// Serves `app` on `listener` under `limits` until `stop` turns true (or
-/// its sender is dropped), then gives connections `grace` to finish.
+/// Serves `app` on `listener` under `limits` (over TLS when `tls` is
+/// given) until `stop` turns true (or its sender is dropped), then gives
+/// connections `grace` to finish.
 pub(super) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: AdminLimits,
+    tls: Option<Arc<AdminTls>>,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
 ) {
@@ -150,12 +160,20 @@ pub(super) async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let (http, watcher, tls) = (http.clone(), graceful.watcher(), tls.clone());
         tokio::spawn(async move {
-            // Errors are the client's doing (a timeout, a bad request, a
-            // reset); hyper has answered what could be answered.
-            if let Err(e) = conn.await {
-                tracing::debug!("admin connection: {e}");
+            match tls {
+                None => serve_connection(&http, watcher, stream, service).await,
+                Some(tls) => {
+                    let handshake = tls.acceptor.accept(stream);
+                    match tokio::time::timeout(limits.header_timeout, handshake).await {
+                        Ok(Ok(stream)) => serve_connection(&http, watcher, stream, service).await,
+                        // A plain-HTTP client, a scanner, a client that does
+                        // not trust the certificate: only this connection ends.
+                        Ok(Err(e)) => tracing::debug!("admin TLS handshake: {e}"),
+                        Err(_) => tracing::debug!("admin TLS handshake timed out"),
+                    }
+                }
             }
             drop(permit);
         });
@@ -166,6 +184,24 @@ pub(super) async fn serve(
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(grace) => {}
+    }
+}
+
+/// Serves one connection (plain or TLS) until it closes; shutdown asks it
+/// to finish through `watcher`.
+async fn serve_connection<I>(
+    http: &http1::Builder,
+    watcher: Watcher,
+    io: I,
+    service: TowerToHyperService<Router>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = watcher.watch(http.serve_connection(TokioIo::new(io), service));
+    // Errors are the client's doing (a timeout, a bad request, a reset);
+    // hyper has answered what could be answered.
+    if let Err(e) = conn.await {
+        tracing::debug!("admin connection: {e}");
     }
 }
 

@@ -62,6 +62,15 @@ pub struct Cli {
     /// multi-tenant mode: address of the operator HTTP endpoint (default: 127.0.0.1:11299)
     #[arg(long = "admin-addr", value_name = "ADDR")]
     pub admin_addr: Option<String>,
+    /// multi-tenant mode: serve the admin endpoint over HTTPS with this PEM certificate chain (with --admin-tls-key)
+    #[arg(long = "admin-tls-cert", value_name = "FILE")]
+    pub admin_tls_cert: Option<PathBuf>,
+    /// multi-tenant mode: the PEM private key (PKCS#8, PKCS#1 or SEC1) of --admin-tls-cert
+    #[arg(long = "admin-tls-key", value_name = "FILE")]
+    pub admin_tls_key: Option<PathBuf>,
+    /// cluster: PEM certificates the other nodes' admin certificates must chain to (default: those of --admin-tls-cert)
+    #[arg(long = "admin-tls-ca", value_name = "FILE")]
+    pub admin_tls_ca: Option<PathBuf>,
     /// multi-tenant mode: seconds a connection has to authenticate (default: 5)
     #[arg(long = "auth-timeout", value_name = "SECS")]
     pub auth_timeout: Option<f64>,
@@ -137,6 +146,9 @@ pub struct FileConfig {
     pub multi_tenant: Option<bool>,
     pub data_dir: Option<PathBuf>,
     pub admin_addr: Option<String>,
+    pub admin_tls_cert: Option<PathBuf>,
+    pub admin_tls_key: Option<PathBuf>,
+    pub admin_tls_ca: Option<PathBuf>,
     pub auth_timeout: Option<f64>,
     pub stats_interval: Option<f64>,
     pub introspection_sample: Option<u32>,
@@ -241,6 +253,15 @@ impl Cli {
         if admin_max_conns == 0 {
             return Err("admin-max-conns must be at least 1".into());
         }
+        let admin_tls_cert = self.admin_tls_cert.or(file.admin_tls_cert);
+        let admin_tls_key = self.admin_tls_key.or(file.admin_tls_key);
+        let admin_tls_ca = self.admin_tls_ca.or(file.admin_tls_ca);
+        if admin_tls_cert.is_some() != admin_tls_key.is_some() {
+            return Err("admin-tls-cert and admin-tls-key go together".into());
+        }
+        if admin_tls_ca.is_some() && admin_tls_cert.is_none() {
+            return Err("admin-tls-ca needs admin-tls-cert and admin-tls-key".into());
+        }
         let control_plane = self.control_plane.or(file.control_plane);
         if let Some(url) = &control_plane {
             if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
@@ -313,6 +334,9 @@ impl Cli {
             multi_tenant,
             data_dir: self.data_dir.or(file.data_dir).unwrap_or(d.data_dir),
             admin_addr: self.admin_addr.or(file.admin_addr).unwrap_or(d.admin_addr),
+            admin_tls_cert,
+            admin_tls_key,
+            admin_tls_ca,
             auth_timeout,
             stats_interval,
             introspection_sample: self

@@ -2,11 +2,20 @@
 //!
 //! The endpoint is local (loopback by default) and answers small JSON
 //! bodies, so one request per connection over `std::net::TcpStream` with
-//! `Connection: close` is all the CLI needs; no HTTP crate required.
+//! `Connection: close` is all the CLI needs; no HTTP crate required. An
+//! `https://` address (an endpoint started with `--admin-tls-cert`) is
+//! reached over rustls, trusting only the CA certificates given with
+//! [`AdminClient::with_ca`] (`--admin-ca`).
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
 
 use serde_json::Value;
 
@@ -19,6 +28,10 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 pub struct AdminClient {
     addr: String,
     token: String,
+    /// `https://` was given.
+    https: bool,
+    /// The TLS settings of an `https://` address (set by `with_ca`).
+    tls: Option<Arc<ClientConfig>>,
 }
 
 /// A decoded answer: status code and JSON body (`Null` when empty).
@@ -29,16 +42,62 @@ pub struct HttpResponse {
 }
 
 impl AdminClient {
-    /// `addr` is `host:port`; a leading `http://` and trailing `/` are ignored.
+    /// `addr` is `host:port`, optionally after `http://` or `https://`; a
+    /// trailing `/` is ignored.
     pub fn new(addr: &str, token: &str) -> AdminClient {
-        let addr = addr
-            .trim()
-            .trim_start_matches("http://")
-            .trim_end_matches('/');
+        let addr = addr.trim().trim_end_matches('/');
+        let (https, addr) = match addr.strip_prefix("https://") {
+            Some(rest) => (true, rest),
+            None => (false, addr.trim_start_matches("http://")),
+        };
         AdminClient {
             addr: addr.to_string(),
             token: token.to_string(),
+            https,
+            tls: None,
         }
+    }
+
+    /// Trusts the PEM certificates in `ca` for an `https://` address (the
+    /// endpoint's certificate, or the CA that signed it). Err: the file is
+    /// unusable, or an `https://` address has no `ca`.
+    pub fn with_ca(mut self, ca: Option<&Path>) -> Result<AdminClient, CliError> {
+        if !self.https {
+            return Ok(self);
+        }
+        let ca = ca.ok_or_else(|| {
+            CliError::Other(
+                "an https:// admin address needs --admin-ca FILE (the PEM certificate the endpoint's chains to)".into(),
+            )
+        })?;
+        let bad = |m: String| CliError::Other(format!("--admin-ca {}: {m}", ca.display()));
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(ca).map_err(|e| bad(e.to_string()))? {
+            roots
+                .add(cert.map_err(|e| bad(e.to_string()))?)
+                .map_err(|e| bad(e.to_string()))?;
+        }
+        if roots.is_empty() {
+            return Err(bad("no PEM certificate in it".into()));
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        self.tls = Some(Arc::new(config));
+        Ok(self)
+    }
+
+    /// The host part of the address, as the certificate must name it.
+    fn server_name(&self) -> Result<ServerName<'static>, CliError> {
+        let host = match self.addr.rsplit_once(':') {
+            Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),
+            None => &self.addr,
+        };
+        ServerName::try_from(host.to_string())
+            .map_err(|e| CliError::Other(format!("admin address {}: {e}", self.addr)))
     }
 
     /// Sends one request and returns the answer whatever its status.
@@ -86,9 +145,16 @@ impl AdminClient {
         req.push_str(&format!("Content-Length: {}\r\n\r\n", payload.len()));
         req.push_str(&payload);
         let io = |e: std::io::Error| CliError::Other(format!("admin endpoint {}: {e}", self.addr));
-        stream.write_all(req.as_bytes()).map_err(io)?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).map_err(io)?;
+        let raw = if self.https {
+            let config = self.tls.clone().ok_or_else(|| {
+                CliError::Other("an https:// admin address needs --admin-ca FILE".into())
+            })?;
+            let conn = ClientConnection::new(config, self.server_name()?)
+                .map_err(|e| CliError::Other(format!("admin endpoint {}: {e}", self.addr)))?;
+            exchange(&mut StreamOwned::new(conn, stream), req.as_bytes()).map_err(io)?
+        } else {
+            exchange(&mut stream, req.as_bytes()).map_err(io)?
+        };
         parse_response(&raw)
             .map_err(|m| CliError::Other(format!("admin endpoint {}: {m}", self.addr)))
     }
@@ -105,6 +171,20 @@ impl AdminClient {
             });
         }
         Ok(resp.body)
+    }
+}
+
+/// Writes `req` and reads until the server closes. A TLS peer that closes
+/// without close_notify still gave a whole response (its length is
+/// checked when parsed), so that end is not an error.
+fn exchange<S: Read + Write>(stream: &mut S, req: &[u8]) -> std::io::Result<Vec<u8>> {
+    stream.write_all(req)?;
+    stream.flush()?;
+    let mut raw = Vec::new();
+    match stream.read_to_end(&mut raw) {
+        Err(e) if e.kind() == ErrorKind::UnexpectedEof && !raw.is_empty() => Ok(raw),
+        Err(e) => Err(e),
+        Ok(_) => Ok(raw),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The `shoal` command line: the server's flags and config file
 //! ([`args`], read into a [`crate::config::Config`]) and the operator's
-//! subcommands (`shoal cache ...`, `shoal credential ...`), the client side
+//! subcommands (`shoal cache ...`, `shoal credential ...`, `shoal cert
+//! ...` in [`certs`]), the client side
 //! of the admin endpoint (`crate::admin`).
 //!
 //! [`Cli`] embeds [`Subcommand`] as
@@ -8,13 +9,15 @@
 //! `main.rs` exits with [`run_subcommand`]'s code instead of starting the
 //! server.
 //!
-//! Every subcommand takes `--admin ADDR` (default `127.0.0.1:11299`) and
-//! `--data-dir DIR` (default `./shoal-data`). The operator token comes from
+//! Every subcommand takes `--admin ADDR` (default `127.0.0.1:11299`;
+//! `https://HOST:PORT` with `--admin-ca FILE` for an endpoint serving
+//! HTTPS) and `--data-dir DIR` (default `./shoal-data`). The operator token comes from
 //! `SHOAL_ADMIN_TOKEN` when set, else from `DIR/operator.token`, which the
 //! server writes on its first start. `--json` prints the API's JSON answer
 //! instead of text.
 
 pub mod args;
+pub mod certs;
 pub mod client;
 mod print;
 pub mod tls_args;
@@ -44,6 +47,8 @@ pub enum Subcommand {
     Cache(CacheArgs),
     /// Manage a cache's credentials on a running multi-tenant server
     Credential(CredentialArgs),
+    /// Manage the TLS client certificates that log in as a credential
+    Cert(certs::CertArgs),
     /// See and drain the nodes of a cluster (--control-plane)
     Node(NodeArgs),
 }
@@ -61,6 +66,10 @@ pub struct AdminArgs {
     /// print the API's JSON answer instead of text
     #[arg(long = "json", global = true)]
     pub json: bool,
+    /// PEM certificate(s) to trust for an https:// --admin address (the
+    /// endpoint's --admin-tls-cert, or the CA that signed it)
+    #[arg(long = "admin-ca", value_name = "FILE", global = true)]
+    pub admin_ca: Option<PathBuf>,
 }
 
 impl AdminArgs {
@@ -80,6 +89,7 @@ impl Subcommand {
         match self {
             Subcommand::Cache(c) => &mut c.admin,
             Subcommand::Credential(c) => &mut c.admin,
+            Subcommand::Cert(c) => &mut c.admin,
             Subcommand::Node(c) => &mut c.admin,
         }
     }
@@ -283,12 +293,15 @@ pub fn execute(cmd: &Subcommand, out: &mut dyn Write) -> Result<(), CliError> {
     let admin = match cmd {
         Subcommand::Cache(c) => &c.admin,
         Subcommand::Credential(c) => &c.admin,
+        Subcommand::Cert(c) => &c.admin,
         Subcommand::Node(c) => &c.admin,
     };
-    let client = AdminClient::new(&admin.admin, &operator_token(admin.data_dir())?);
+    let client = AdminClient::new(&admin.admin, &operator_token(admin.data_dir())?)
+        .with_ca(admin.admin_ca.as_deref())?;
     match cmd {
         Subcommand::Cache(c) => cache(&client, &c.command, out, admin.json),
         Subcommand::Credential(c) => credential(&client, &c.command, out, admin.json),
+        Subcommand::Cert(c) => certs::run(&client, &c.command, out, admin.json),
         Subcommand::Node(c) => node(&client, &c.command, out, admin.json),
     }
 }

@@ -95,6 +95,10 @@ pub(crate) fn credential_table(out: &mut dyn Write, creds: &Value) -> Result<()>
                 flag(&c["caps"]["write"]),
                 flag(&c["caps"]["flush"]),
                 flag(&c["caps"]["api"]),
+                c["cert_fingerprints"]
+                    .as_array()
+                    .map_or(0, Vec::len)
+                    .to_string(),
                 date(&c["created"]),
             ]
         })
@@ -105,7 +109,7 @@ pub(crate) fn credential_table(out: &mut dyn Write, creds: &Value) -> Result<()>
     table(
         out,
         &[
-            "USERNAME", "PASSWORD", "PRIMARY", "WRITE", "FLUSH", "API", "CREATED",
+            "USERNAME", "PASSWORD", "PRIMARY", "WRITE", "FLUSH", "API", "CERTS", "CREATED",
         ],
         &rows,
     )

@@ -52,6 +52,7 @@ fn registry(version: u64) -> Registry {
         caps,
         primary: false,
         created: 0,
+        cert_fingerprints: Vec::new(),
     };
     let read_only = Caps {
         write: version > 1,

@@ -26,7 +26,7 @@ mod store;
 use serde::{Deserialize, Serialize};
 
 pub use ascii_auth::{ascii_claimed_cache, authenticate_ascii};
-pub use registry::{Registry, Session};
+pub use registry::{fingerprint_hex, parse_fingerprint, Registry, Session};
 pub use sasl::{authenticate_plain, plain_claimed_cache, plain_mechs};
 pub use secret::is_username_shaped;
 
@@ -34,12 +34,12 @@ pub use secret::is_username_shaped;
 pub fn new_operator_token() -> Result<String, ControlError> {
     Ok(secret::operator_token()?)
 }
-pub use store::{empty_state, write_private};
 pub use store::{
-    ControlStore, CONTROL_FILE, MAX_ALERTS_PER_CACHE, MAX_CREDENTIALS_PER_CACHE,
-    MAX_DELIVERY_CONFIGS_PER_CACHE, MAX_DESCRIPTION_LEN, MAX_PREFIX_LEN,
-    MAX_WATCHED_PREFIXES_PER_CACHE, OPERATOR_TOKEN_FILE,
+    canonical_fingerprint, ControlStore, CONTROL_FILE, MAX_ALERTS_PER_CACHE,
+    MAX_CERTS_PER_CREDENTIAL, MAX_CREDENTIALS_PER_CACHE, MAX_DELIVERY_CONFIGS_PER_CACHE,
+    MAX_DESCRIPTION_LEN, MAX_PREFIX_LEN, MAX_WATCHED_PREFIXES_PER_CACHE, OPERATOR_TOKEN_FILE,
 };
+pub use store::{empty_state, write_private};
 
 /// What a credential may do besides reading (MemCachier's `write_capability`,
 /// `flush_capability`, `api_capability`).

@@ -23,7 +23,8 @@
 //!                 "enabled": true, "created": 1700000000 } ],
 //!   "credentials": [ { "username": "15F38E", "password": "52353F9F…",
 //!                      "cache_id": 1, "caps": { "write": true, "flush": true, "api": true },
-//!                      "primary": true, "created": 1700000000 } ] }
+//!                      "primary": true, "created": 1700000000,
+//!                      "cert_fingerprints": [ "3f1c…" ] } ] }
 //! ```
 //! `revision` counts committed changes and becomes [`Registry::version`];
 //! `next_cache_id` makes ids never reused after deletion.
@@ -32,7 +33,8 @@
 //! to empty): `alerts`, `delivery_configs` and `watched_prefixes` (API v2
 //! alerts and introspection prefixes, all three numbered from one
 //! `next_object_id`, never reused), and `sso_secrets` (`{"<cache id>":
-//! "<secret>"}`, a cache's entry made by its first `rotate_sso`).
+//! "<secret>"}`, a cache's entry made by its first `rotate_sso`), and a
+//! credential's `cert_fingerprints` (TLS client certificates, `certs.rs`).
 //!
 //! # Per-cache objects
 //! At most [`MAX_ALERTS_PER_CACHE`] alerts, [`MAX_DELIVERY_CONFIGS_PER_CACHE`]
@@ -58,6 +60,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+
+pub use certs::{canonical_fingerprint, MAX_CERTS_PER_CREDENTIAL};
 
 use super::backend::{Backend, CommitError, FileBackend};
 use super::capacity::{self, Capacity};
@@ -179,6 +183,7 @@ impl State {
                 ));
             }
         }
+        self.check_certs()?;
         self.check_objects(&ids)
     }
 
@@ -1213,5 +1218,6 @@ fn encode(state: &State) -> Result<Vec<u8>, ControlError> {
     Ok(bytes)
 }
 
+mod certs;
 #[cfg(test)]
 mod tests;

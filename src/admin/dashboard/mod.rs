@@ -129,6 +129,7 @@ pub(crate) fn sso_landing(state: &AdminState, link: Result<(Cache, String), ()>)
         Some((&target, "Continue to the dashboard")),
     );
     let cookie = session::set_cookie(
+        state,
         session::SSO_COOKIE,
         &session::sso_cookie(state, cache.id, &secret),
     );
@@ -257,6 +258,7 @@ fn after_rotate(
     if access.cache == Some(id) {
         let secret = state.lock().sso_secret(id).unwrap_or_default();
         let cookie = session::set_cookie(
+            state,
             session::SSO_COOKIE,
             &session::sso_cookie(state, id, &secret),
         );

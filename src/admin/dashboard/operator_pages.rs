@@ -97,7 +97,11 @@ pub(super) async fn login(State(state): Shared, headers: HeaderMap, body: Bytes)
         return login_page(StatusCode::UNAUTHORIZED, Some("Wrong operator token."));
     }
     let mut resp = see_other("/dashboard/");
-    let cookie = session::set_cookie(session::OP_COOKIE, &session::operator_cookie(&state));
+    let cookie = session::set_cookie(
+        &state,
+        session::OP_COOKIE,
+        &session::operator_cookie(&state),
+    );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         resp.headers_mut().insert(SET_COOKIE, v);
     }
@@ -117,7 +121,7 @@ pub(super) async fn logout(State(state): Shared, headers: HeaderMap, body: Bytes
     }
     let mut resp = see_other("/dashboard/login");
     for name in [session::OP_COOKIE, session::SSO_COOKIE] {
-        if let Ok(v) = HeaderValue::from_str(&session::set_cookie(name, "")) {
+        if let Ok(v) = HeaderValue::from_str(&session::set_cookie(&state, name, "")) {
             resp.headers_mut().append(SET_COOKIE, v);
         }
     }

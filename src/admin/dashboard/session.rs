@@ -11,7 +11,8 @@
 //!   ends every session opened from an earlier link (the session that
 //!   rotates gets a new cookie).
 //!
-//! Both cookies are `HttpOnly; SameSite=Strict; Path=/dashboard`. The CSRF
+//! Both cookies are `HttpOnly; SameSite=Strict; Path=/dashboard`, and
+//! `Secure` when the endpoint serves HTTPS. The CSRF
 //! token of a session is another MAC of its cookie value: every
 //! state-changing request carries it (`X-CSRF-Token` from the pages'
 //! script, a `csrf` field from the plain forms), and its `Origin`, when
@@ -88,10 +89,13 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// `Set-Cookie` value for `name`; an empty `value` clears it.
-pub(super) fn set_cookie(name: &str, value: &str) -> String {
+/// `Set-Cookie` value for `name`; an empty `value` clears it. Over HTTPS
+/// (`--admin-tls-cert`) the cookie is `Secure`: a browser never sends it
+/// over plain HTTP.
+pub(super) fn set_cookie(state: &AdminState, name: &str, value: &str) -> String {
     let age = if value.is_empty() { 0 } else { LIFETIME_SECS };
-    format!("{name}={value}; Path=/dashboard; Max-Age={age}; HttpOnly; SameSite=Strict")
+    let secure = if state.tls.is_some() { "; Secure" } else { "" };
+    format!("{name}={value}; Path=/dashboard; Max-Age={age}; HttpOnly; SameSite=Strict{secure}")
 }
 
 /// A new operator session cookie value.
