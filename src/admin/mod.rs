@@ -47,6 +47,7 @@ mod routes;
 mod server;
 mod status;
 mod tls;
+mod tls_routes;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -18,6 +18,7 @@
 //! | `GET /caches/:id/credentials/:username/certs` | 200 `{cert_fingerprints}` (`certs.rs`) |
 //! | `POST /caches/:id/credentials/:username/certs {fingerprint}` | 201 `{credential}` |
 //! | `DELETE /caches/:id/credentials/:username/certs/:fingerprint` | 204 |
+//! | `GET /tls`, `POST /tls/reload` | 200 the data port's TLS settings and counters (`tls_routes.rs`) |
 //! | `GET /latency` | 200 `{latency: {class: {count, p50, p90, p99, p999, max}}}` (µs, all caches) |
 //! | `GET /caches/:id/latency` | 200 `{cache_id, latency}` (that cache's requests) |
 //!
@@ -66,6 +67,7 @@ pub(crate) fn router(state: Arc<AdminState>) -> Router {
         .route("/caches/{id}/latency", get(cache_latency))
         .merge(super::certs::operator_routes())
         .merge(super::nodes::operator_routes())
+        .merge(super::tls_routes::operator_routes())
         .merge(super::insight::local_routes())
         .merge(super::introspection::local_routes())
         .route_layer(middleware::from_fn_with_state(
