@@ -270,7 +270,11 @@ fn round_trip_ttl(
     let before = read_meta(&mut c, &keys(&all));
     let held = before.iter().flatten().count() as u64;
     if !extra.contains(&"-m") {
-        assert_eq!(held, n as u64, "nothing is evicted at -m 256");
+        // Nothing is evicted at -m 256 (short TTLs may already run out on
+        // a slow machine).
+        for (it, m) in all.iter().zip(&before) {
+            assert!(it.short || m.is_some(), "{} missing", it.key);
+        }
     }
     for (it, m) in all.iter().zip(&before) {
         if let Some(m) = m {
