@@ -79,6 +79,12 @@ pub fn unix_of(t: u32) -> i64 {
     epoch().unix_base + i64::from(t)
 }
 
+/// Server time of unix time `t`: at least 1, so a time before this process
+/// started reads as already past (for expiry times kept over a restart).
+pub fn at_unix(t: i64) -> u32 {
+    (t - epoch().unix_base).clamp(1, i64::from(u32::MAX)) as u32
+}
+
 /// Unix time the process started, for `uptime`.
 pub fn uptime() -> u32 {
     now() - 2
@@ -130,5 +136,8 @@ mod tests {
         assert_eq!(realtime(REALTIME_MAXDELTA + 1, now), 1);
         let future = unix_now() + 100;
         assert_eq!(realtime(future, now), now + 100);
+        assert_eq!(at_unix(future), now + 100);
+        assert_eq!(at_unix(unix_of(now)), now);
+        assert_eq!(at_unix(0), 1);
     }
 }

@@ -60,6 +60,10 @@ pub struct Config {
     pub multi_tenant: bool,
     /// Multi-tenant mode: where caches and credentials are kept.
     pub data_dir: PathBuf,
+    /// Warm restart: where a clean stop writes the caches' items and the
+    /// next start reads them back; None: off (the default in open mode; in
+    /// multi-tenant mode the default is `data_dir`).
+    pub restart_dir: Option<PathBuf>,
     /// Multi-tenant mode: the operator HTTP endpoint's address.
     pub admin_addr: String,
     /// Multi-tenant mode: the admin endpoint serves HTTPS with this PEM
@@ -141,6 +145,7 @@ impl Default for Config {
             disable_flush_all: false,
             multi_tenant: false,
             data_dir: DEFAULT_DATA_DIR.into(),
+            restart_dir: None,
             admin_addr: DEFAULT_ADMIN_ADDR.into(),
             admin_tls_cert: None,
             admin_tls_key: None,

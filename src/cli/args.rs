@@ -59,6 +59,9 @@ pub struct Cli {
     /// multi-tenant mode: directory for caches, credentials and the operator token (default: ./shoal-data)
     #[arg(long = "data-dir", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// warm restart: a clean stop (SIGTERM, SIGUSR1, shutdown) saves the items here and the next start loads them; "" turns it off (default: off; multi-tenant mode: the data dir)
+    #[arg(long = "restart-dir", value_name = "DIR", value_parser = any_path)]
+    pub restart_dir: Option<PathBuf>,
     /// multi-tenant mode: address of the operator HTTP endpoint (default: 127.0.0.1:11299)
     #[arg(long = "admin-addr", value_name = "ADDR")]
     pub admin_addr: Option<String>,
@@ -145,6 +148,7 @@ pub struct FileConfig {
     pub disable_flush_all: Option<bool>,
     pub multi_tenant: Option<bool>,
     pub data_dir: Option<PathBuf>,
+    pub restart_dir: Option<PathBuf>,
     pub admin_addr: Option<String>,
     pub admin_tls_cert: Option<PathBuf>,
     pub admin_tls_key: Option<PathBuf>,
@@ -179,6 +183,11 @@ fn seconds(name: &str, v: Option<f64>, default: Duration) -> Result<Duration, St
         Some(secs) => Ok(Duration::from_secs_f64(secs)),
         None => Ok(default),
     }
+}
+
+/// A path as given, the empty one included (`--restart-dir ''` = off).
+fn any_path(s: &str) -> Result<PathBuf, String> {
+    Ok(PathBuf::from(s))
 }
 
 /// Parses memcached's size syntax: `1m`, `512k`, `2097152`.
@@ -308,6 +317,13 @@ impl Cli {
             return Err("plan-overcommit must be between 1 and 1000".into());
         }
         let tls = self.tls.into_config(file.tls)?;
+        let data_dir = self.data_dir.or(file.data_dir).unwrap_or(d.data_dir);
+        let restart_dir = match self.restart_dir.or(file.restart_dir) {
+            Some(dir) if dir.as_os_str().is_empty() => None,
+            Some(dir) => Some(dir),
+            None if multi_tenant => Some(data_dir.clone()),
+            None => d.restart_dir,
+        };
         Ok(Config {
             tls,
             port: self.port.or(file.port).unwrap_or(d.port),
@@ -332,7 +348,8 @@ impl Cli {
             disable_flush_all: self.disable_flush_all
                 || file.disable_flush_all.unwrap_or(d.disable_flush_all),
             multi_tenant,
-            data_dir: self.data_dir.or(file.data_dir).unwrap_or(d.data_dir),
+            data_dir,
+            restart_dir,
             admin_addr: self.admin_addr.or(file.admin_addr).unwrap_or(d.admin_addr),
             admin_tls_cert,
             admin_tls_key,
@@ -414,5 +431,34 @@ mod tests {
             assert!(mt(None, Some(bad)).is_err(), "{bad}");
         }
         assert!(mt(Some(u64::MAX), None).is_err());
+    }
+
+    #[test]
+    fn restart_dir_defaults() {
+        let c = Cli::default().into_config().unwrap();
+        assert_eq!(c.restart_dir, None);
+        let c = Cli {
+            restart_dir: Some("/tmp/r".into()),
+            ..Cli::default()
+        }
+        .into_config()
+        .unwrap();
+        assert_eq!(c.restart_dir, Some("/tmp/r".into()));
+        let c = Cli {
+            multi_tenant: true,
+            data_dir: Some("/tmp/d".into()),
+            ..Cli::default()
+        }
+        .into_config()
+        .unwrap();
+        assert_eq!(c.restart_dir, Some("/tmp/d".into()));
+        let c = Cli {
+            multi_tenant: true,
+            restart_dir: Some("".into()),
+            ..Cli::default()
+        }
+        .into_config()
+        .unwrap();
+        assert_eq!(c.restart_dir, None);
     }
 }

@@ -317,6 +317,7 @@ pub fn settings(scope: &Scope<'_>, out: &mut Emit<'_>) {
     out("domain_socket", b"NULL");
     out("umask", b"700");
     out("shutdown_command", yes(config.enable_shutdown));
+    out("warm_restart", yes(config.restart_dir.is_some()));
     emit_u64(out, "num_threads", config.threads as u64);
     out("stat_key_prefix", b":");
     out(

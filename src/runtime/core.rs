@@ -35,6 +35,8 @@ pub struct Server {
     /// accept/close only, never per request).
     pub conns: AtomicUsize,
     pub shutdown: AtomicBool,
+    /// Cores that have joined both meshes (loading an image comes after).
+    pub joined: AtomicUsize,
     /// Cores that are accepting.
     pub ready: AtomicUsize,
     /// Connections that fit the descriptors left, when accept ran out of
@@ -48,6 +50,16 @@ pub struct Server {
     pub tls_main: bool,
     /// Each core's listener of the TLS port (`--tls-port`), by core id.
     pub tls_fds: Vec<RawFd>,
+    /// Warm restart (`--restart-dir`); None when off.
+    pub restart: Option<super::restart::Restart>,
+}
+
+impl Server {
+    /// Every store's CAS counter starts above this: the highest CAS of a
+    /// loaded image (0 without one).
+    pub fn cas_floor(&self) -> u64 {
+        self.restart.as_ref().map_or(0, |r| r.cas_floor())
+    }
 }
 
 /// Items a watched-prefix walk visits per maintenance tick (every 200 ms):
@@ -146,6 +158,7 @@ impl Core {
         };
         let stats = stats::cache(cache).core(self.id);
         let mut shard = Shard::new(cfg, stats, self.server.settings.clone());
+        shard.store.raise_cas_floor(self.server.cas_floor());
         let sample = self.server.config.introspection_sample;
         if sample > 0 {
             shard.enable_introspection(sample);
@@ -335,6 +348,7 @@ pub async fn core_main(
         .map_err(|_| "cannot join the reply mesh".to_string())?;
     joined.set(true);
     drop(ticker);
+    server.joined.fetch_add(1, Ordering::AcqRel);
     let id = req_tx.peer_id();
     let stats = stats::registry().core(id);
     let store_cfg = StoreConfig {
@@ -375,6 +389,14 @@ pub async fn core_main(
         hasher: foldhash::fast::FixedState::with_seed(server.hash_seed),
         server: server.clone(),
     });
+    core.shard
+        .borrow_mut()
+        .store
+        .raise_cas_floor(server.cas_floor());
+    // A saved image is loaded (by every core) before any core accepts.
+    if let Some(restart) = &server.restart {
+        restart.load_core(&core).await;
+    }
     core.shard.borrow().publish();
     shard::spawn_servers(core.clone(), req_rx, rep_tx);
     shard::spawn_reply_routers(core.clone(), rep_rx);
@@ -421,6 +443,10 @@ pub async fn core_main(
             break;
         }
         sleep(Duration::from_millis(50)).await;
+    }
+    // A clean stop: write this core's stores for the next start.
+    if let Some(restart) = &server.restart {
+        restart.save_core(&core);
     }
     Ok(())
 }

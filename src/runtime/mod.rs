@@ -18,6 +18,7 @@ mod mesh;
 mod pool;
 mod preauth;
 mod readiness;
+mod restart;
 mod shard;
 mod socket;
 mod tenants;
@@ -112,7 +113,7 @@ fn check_io_uring() -> Result<(), StartError> {
     Ok(())
 }
 
-/// Runs the server until SIGINT/SIGTERM (or `shutdown`). Prints
+/// Runs the server until SIGINT/SIGTERM/SIGUSR1 (or `shutdown`). Prints
 /// `shoal listening on ADDR` to stderr once every core is accepting.
 pub fn run(mut config: Config) -> Result<(), StartError> {
     check_io_uring()?;
@@ -189,11 +190,16 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
         Some((fds, bound)) => (fds, Some(bound)),
         None => (Vec::new(), None),
     };
+    // Warm restart: the image (if any) is checked now, loaded by the cores.
+    let seed = std::collections::hash_map::RandomState::new().hash_one_seed();
+    let restart = restart::Restart::open(&config, seed)?;
+    let hash_seed = restart.as_ref().map_or(seed, |r| r.hash_seed());
     let server = Arc::new(Server {
         tls: tls.clone(),
         tls_main,
         tls_fds,
         tenants,
+        restart,
         settings: Arc::new(ShardSettings {
             item_size_max: config.item_size_max,
             disable_cas: config.disable_cas,
@@ -201,9 +207,10 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
             enable_shutdown: config.enable_shutdown,
             append_too_large_is_error: config.multi_tenant,
         }),
-        hash_seed: std::collections::hash_map::RandomState::new().hash_one_seed(),
+        hash_seed,
         conns: AtomicUsize::new(0),
         shutdown: AtomicBool::new(false),
+        joined: AtomicUsize::new(0),
         ready: AtomicUsize::new(0),
         fd_cap: Default::default(),
         config,
@@ -250,9 +257,11 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
         .map_err(|e| StartError(format!("cannot start executors: {e}")))?;
 
     // Announce once all cores accept (tests and scripts wait for this line).
+    // The deadline is for joining the meshes; loading an image may take
+    // longer.
     let deadline = std::time::Instant::now() + STARTUP_DEADLINE;
     while server.ready.load(Ordering::Acquire) < n {
-        if std::time::Instant::now() > deadline {
+        if server.joined.load(Ordering::Acquire) < n && std::time::Instant::now() > deadline {
             return Err(restart_stalled_startup());
         }
         // A core that stopped before accepting leaves the others waiting for
@@ -431,17 +440,32 @@ impl SeedExt for std::collections::hash_map::RandomState {
 /// notice the flag on their tick; the process exits after the grace anyway.
 fn request_stop(server: &Arc<Server>) {
     server.shutdown.store(true, Ordering::Release);
+    let server = server.clone();
     let _ = std::thread::Builder::new()
         .name("shoal-stop".into())
-        .spawn(|| {
-            std::thread::sleep(SHUTDOWN_GRACE);
-            std::process::exit(0);
-        });
+        .spawn(move || exit_after_grace(&server));
+}
+
+/// The end of a stop that the cores did not finish: exits after
+/// `SHUTDOWN_GRACE`, or once the warm-restart image is written if a core is
+/// still writing it then (at most `restart::SAVE_LIMIT`).
+fn exit_after_grace(server: &Server) {
+    std::thread::sleep(SHUTDOWN_GRACE);
+    let started = std::time::Instant::now();
+    while server.restart.as_ref().is_some_and(|r| r.saving())
+        && started.elapsed() < restart::SAVE_LIMIT
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    tracing::warn!("cores did not stop within {SHUTDOWN_GRACE:?}; exiting");
+    std::process::exit(0);
 }
 
 fn spawn_signal_thread(server: Arc<Server>) -> Result<(), StartError> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+    // SIGUSR1 is memcached's graceful stop; all three save a warm-restart
+    // image when one is configured. SIGHUP reloads the TLS certificate.
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGUSR1, SIGHUP])
         .map_err(|e| StartError(format!("cannot install signal handlers: {e}")))?;
     std::thread::Builder::new()
         .name("shoal-signals".into())
@@ -464,10 +488,9 @@ fn spawn_signal_thread(server: Arc<Server>) -> Result<(), StartError> {
                 // about a second. glommio 0.9 can leave a parked executor
                 // asleep past its timer (the startup stall above); a stop
                 // must not hang on that, so exit regardless after a grace
-                // period (the control store is always consistent on disk).
-                std::thread::sleep(SHUTDOWN_GRACE);
-                tracing::warn!("cores did not stop within {SHUTDOWN_GRACE:?}; exiting");
-                std::process::exit(0);
+                // period (the control store is always consistent on disk),
+                // unless a core is still writing its warm-restart image.
+                exit_after_grace(&server);
             }
         })
         .map_err(|e| StartError(format!("cannot spawn signal thread: {e}")))?;

@@ -35,6 +35,19 @@ impl CasSeq {
         c
     }
 
+    /// Moves the counter so that every CAS taken from now on is above `cas`.
+    pub fn raise_past(&mut self, cas: u64) {
+        self.counter = self.counter.max(cas.div_ceil(self.shards));
+    }
+
+    /// The last CAS taken (0: none yet).
+    pub fn last(&self) -> u64 {
+        match self.counter {
+            0 => 0,
+            c => self.cas_of(c - 1),
+        }
+    }
+
     /// The CAS value of counter `c`.
     #[inline]
     pub fn cas_of(&self, c: u64) -> u64 {
@@ -77,6 +90,22 @@ mod tests {
         assert_eq!(s.counter_of(2), Some(0));
         assert_eq!(s.counter_of(3), None);
         assert_eq!(s.counter_of(6), Some(1));
+    }
+
+    #[test]
+    fn raised_past_any_cas() {
+        for shards in 1..5u32 {
+            for shard in 0..shards {
+                for cas in [0u64, 1, 2, 5, 6, 7, 1000, 1 << 40] {
+                    let mut s = CasSeq::new(shard, shards);
+                    s.raise_past(cas);
+                    let c = s.next_counter();
+                    assert!(s.cas_of(c) > cas, "{shard}/{shards} {cas}");
+                    assert_eq!(s.last(), s.cas_of(c));
+                }
+            }
+        }
+        assert_eq!(CasSeq::new(0, 1).last(), 0);
     }
 
     #[test]

@@ -24,6 +24,9 @@
 //!   change it.
 //! * **Memory bound**: segments + index + bookkeeping ≤ `memory_limit`; a growth reserve of about
 //!   one index sub-table stays free so index growth never forces a synchronous eviction.
+//! * **Warm restart** ([`image`](self::image)): a store's live items in FIFO order to an image
+//!   (over `Write`, with CRC-32 blocks) and back through the ordinary write path, CAS, flags,
+//!   expiry and meta bits kept; the runtime does the files.
 //! * **Plans across cores** ([`budget`](self::budget)): with a shared [`Budget`], `memory_limit`
 //!   is a lease taken from the cache's plan in segment-sized chunks where the store would
 //!   otherwise evict, and given back on flush, drop, `maintain` and plan cuts.
@@ -37,6 +40,7 @@ mod cas;
 mod compact;
 mod evict;
 mod expiry;
+mod image;
 mod index;
 mod item;
 mod scan;
@@ -44,6 +48,10 @@ mod segment;
 mod store;
 
 pub use budget::Budget;
+pub use image::{
+    verify as verify_image, Block, FileInfo, ImageError, ImageItem, ImageReader, ImageWriter,
+    Manifest, IMAGE_VERSION,
+};
 pub use scan::PrefixWalk;
 pub(crate) use store::hash_key;
 pub use store::Store;

@@ -235,7 +235,6 @@ impl Segments {
     }
 
     /// Ids of segments in the FIFO, oldest first.
-    #[cfg(test)]
     pub fn fifo_ids(&self) -> impl Iterator<Item = u32> + '_ {
         self.fifo.iter().copied()
     }

@@ -485,6 +485,21 @@ impl Store {
         cas: CasSpec,
         now: u32,
     ) -> Result<(), StoreError> {
+        self.store_bits(key, parts, flags, exptime, cas, 0, now)
+    }
+
+    /// [`store`](Self::store) with the meta bits (`META_BITS`) the item starts with.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn store_bits(
+        &mut self,
+        key: &[u8],
+        parts: &[&[u8]],
+        flags: u32,
+        exptime: u32,
+        cas: CasSpec,
+        bits: u8,
+        now: u32,
+    ) -> Result<(), StoreError> {
         let value_len = parts
             .iter()
             .try_fold(0usize, |acc, p| acc.checked_add(p.len()))
@@ -509,7 +524,7 @@ impl Store {
         let (id, off) = self.segs.split(addr);
         let seg = self.segs.get_mut(id);
         let header = Header {
-            bits: 0,
+            bits,
             access: seg.access_delta(now),
             exptime,
             force_exp: false,

@@ -155,14 +155,31 @@ impl Server {
     }
 
     /// Sends SIGTERM and waits for exit; returns the exit status success.
-    pub fn terminate(mut self) -> bool {
-        unsafe { libc_kill(self.child.id() as i32, 15) };
-        let deadline = Instant::now() + Duration::from_secs(10);
+    pub fn terminate(self) -> bool {
+        self.stop_with(15, Duration::from_secs(10))
+    }
+
+    /// Sends signal `sig` and waits up to `within` for the process to exit
+    /// with status 0.
+    pub fn stop_with(self, sig: i32, within: Duration) -> bool {
+        self.signal(sig);
+        self.wait_exit(within)
+    }
+
+    /// Sends signal `sig` (15 SIGTERM, 10 SIGUSR1, 9 SIGKILL, ...).
+    pub fn signal(&self, sig: i32) {
+        unsafe { libc_kill(self.child.id() as i32, sig) };
+    }
+
+    /// Waits up to `within` for the process to exit (it was told to some
+    /// other way): true if it exited with status 0.
+    pub fn wait_exit(mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
         while Instant::now() < deadline {
             if let Ok(Some(st)) = self.child.try_wait() {
                 return st.success();
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(5));
         }
         false
     }
