@@ -30,7 +30,9 @@ fn ready_then_stopping(extra: &[&str], data_dir: Option<&std::path::Path>) {
     // Ready means serving: the first request needs no retry (`config get
     // cluster` is answered before authentication in multi-tenant mode).
     let mut c = s.connect();
-    assert!(c.call("config get cluster\r\n").starts_with("CONFIG cluster "));
+    assert!(c
+        .call("config get cluster\r\n")
+        .starts_with("CONFIG cluster "));
     if let Some(admin) = s.admin {
         assert!(
             std::net::TcpStream::connect(admin).is_ok(),
