@@ -93,8 +93,11 @@ pub fn serve(core: Rc<Core>, sock: Socket, peer: Option<SocketAddr>) -> impl Fut
     async move {
         // Boxed like the batch: the handshake's future is large and runs
         // once.
-        let started = !conn.sock.is_tls() || Box::pin(conn.start_tls()).await;
-        while started {
+        if conn.sock.is_tls() && !Box::pin(conn.start_tls()).await {
+            conn.close().await;
+            return;
+        }
+        loop {
             let authenticated = conn.session.authenticated();
             match std::future::poll_fn(|cx| conn.poll_read(cx)).await {
                 Ok(0) | Err(_) => break,
