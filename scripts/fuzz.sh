@@ -51,7 +51,11 @@ export RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module \
  -Cllvm-args=-sanitizer-coverage-pc-table \
  -Cllvm-args=-sanitizer-coverage-trace-compares"
 echo "== fuzz: building the targets (fuzz/, $HOST) =="
-(cd fuzz && cargo build --release --locked --target "$HOST" --bins -q)
+# Not --locked: fuzz/Cargo.lock pins the fuzz crate's own dependencies, and
+# cargo adds what shoal's Cargo.toml gained since (shoal's versions are
+# pinned by its own lock file) instead of failing on a dependency added in
+# the main crate.
+(cd fuzz && cargo build --release --target "$HOST" --bins -q)
 BIN=$ROOT/fuzz/target/$HOST/release
 
 if [ $MODE = repro ]; then
