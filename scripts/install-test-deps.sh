@@ -9,7 +9,8 @@
 # whose service is neither needed nor started here); PostgreSQL's server
 # binaries for scripts/cluster-test.sh (Debian's `postgresql`, which starts
 # its own throwaway cluster from /usr/lib/postgresql/*/bin; the system
-# cluster the package may create is never used and is stopped here).
+# cluster the package may create is never used and is stopped here); the
+# openssl command for scripts/tls-test.sh (s_client).
 set -euo pipefail
 need=()
 perl -MTest::More -MIO::Socket::INET -e1 2>/dev/null || need+=(perl)
@@ -22,6 +23,7 @@ compgen -G "/usr/lib/*/sasl2/libplain.so*" >/dev/null || compgen -G "/usr/lib/sa
 command -v cc >/dev/null || need+=(gcc)
 { command -v memcstat || command -v memstat; } >/dev/null || need+=(libmemcached-tools)
 command -v php >/dev/null || need+=(php-cli)
+command -v openssl >/dev/null || need+=(openssl)
 php -r 'exit(class_exists("Memcached") ? 0 : 1);' 2>/dev/null || need+=(php-memcached)
 python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))' 2>/dev/null \
   || need+=(python3-dev)

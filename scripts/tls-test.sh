@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=target/release/shoal
 [ -x "$BIN" ] || { echo "FAIL: $BIN not built (cargo build --release --bins)" >&2; exit 1; }
+command -v openssl >/dev/null || scripts/install-test-deps.sh
 command -v openssl >/dev/null || { echo "FAIL: openssl (the command) is needed: apt-get install openssl" >&2; exit 1; }
 scripts/client-venv.sh
 PY=target/client-venv/bin/python
