@@ -48,7 +48,7 @@ fn view(tls: &TlsContext) -> Value {
         "cert": path(&s.cert),
         "key": path(&s.key),
         "ca": s.ca.as_deref().map(path),
-        "verify_mode": format!("{:?}", s.verify).to_lowercase(),
+        "verify_mode": s.verify.name(),
         "min_version": s.min_version.name(),
         "handshake_errors": tls.handshake_errors(),
         "new_sessions": tls.new_sessions(),

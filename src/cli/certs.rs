@@ -8,10 +8,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{ArgGroup, Args};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use super::client::segment;
 use super::{print, written, AdminArgs, AdminClient, CliError};
@@ -74,7 +73,7 @@ pub enum CertCmd {
 pub fn pem_fingerprint(path: &Path) -> Result<String, String> {
     let cert = CertificateDer::from_pem_file(path)
         .map_err(|e| format!("{}: no PEM certificate read: {e}", path.display()))?;
-    Ok(fingerprint_hex(&Sha256::digest(cert.as_ref()).into()))
+    Ok(fingerprint_hex(&crate::tls::fingerprint(&cert)))
 }
 
 impl Fingerprint {

@@ -33,6 +33,15 @@ pub enum VerifyMode {
 }
 
 impl VerifyMode {
+    /// As the flag spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            VerifyMode::None => "none",
+            VerifyMode::Request => "request",
+            VerifyMode::Require => "require",
+        }
+    }
+
     /// memcached's number for `stats settings`.
     pub fn number(self) -> u8 {
         match self {
