@@ -400,6 +400,7 @@ pub async fn core_main(
     core.shard.borrow().publish();
     shard::spawn_servers(core.clone(), req_rx, rep_tx);
     shard::spawn_reply_routers(core.clone(), rep_rx);
+    core.readiness.install_sleep();
     glommio::spawn_local(core.readiness.clone().run()).detach();
 
     // SAFETY: the fd is a listening socket bound for this core alone.

@@ -74,15 +74,7 @@ impl Socket {
                 }
                 self.try_read = true;
             }
-            // SAFETY: `buf` is valid for writes of its length.
-            let n = unsafe {
-                libc::recv(
-                    self.raw(),
-                    buf.as_mut_ptr() as *mut libc::c_void,
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
+            let n = super::sys::recv(self.raw(), buf, libc::MSG_DONTWAIT);
             if n >= 0 {
                 self.try_read = n as usize == buf.len();
                 return Poll::Ready(Ok(n as usize));
@@ -108,15 +100,7 @@ impl Socket {
     /// Writes all of `buf` as it is.
     pub(super) async fn send_raw(&self, mut buf: &[u8]) -> io::Result<()> {
         while !buf.is_empty() {
-            // SAFETY: `buf` is valid for reads of its length.
-            let n = unsafe {
-                libc::send(
-                    self.raw(),
-                    buf.as_ptr() as *const libc::c_void,
-                    buf.len(),
-                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-                )
-            };
+            let n = super::sys::send(self.raw(), buf, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
             if n >= 0 {
                 buf = &buf[n as usize..];
                 continue;

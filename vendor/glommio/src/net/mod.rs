@@ -126,6 +126,23 @@ pub async fn poll_writable(fd: RawFd) -> io::Result<()> {
     source.collect_rw().await.map(|_| ())
 }
 
+/// (shoal patch 13) Lets the caller do this executor's sleeping: when it
+/// has nothing to run, the executor calls `hook` with the longest it may
+/// sleep instead of sleeping in `io_uring_enter`, and now and then, while
+/// busy, with a zero duration (it must not block then). The hook must
+/// block in something that also ends when either of the two returned fds
+/// (this executor's main and latency rings) turns readable, or when the
+/// thread gets task work (any interruptible syscall does: it returns EINTR),
+/// for at most the duration given, and return how many tasks it woke. For a
+/// readiness loop over an epoll fd, that fd is where the executor sleeps,
+/// which saves the ring poll, the link between the rings and the
+/// `io_uring_enter` of every sleep. `None` restores glommio's own sleep.
+pub fn set_sleep_hook(
+    hook: Option<std::rc::Rc<dyn Fn(std::time::Duration) -> usize>>,
+) -> [RawFd; 2] {
+    crate::executor().reactor().sys.set_sleep_hook(hook)
+}
+
 pub use self::{
     stream::{Buffered, Preallocated},
     tcp_socket::{AcceptedTcpStream, TcpListener, TcpStream},

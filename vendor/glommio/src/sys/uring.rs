@@ -1238,6 +1238,20 @@ impl UringCommon for SleepableRing {
 /// most 10 extra wake-ups a second.
 const MAX_SLEEP: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// shoal patch 13: an application's sleep for this executor. It is called
+/// with the longest time the executor may sleep, blocks at most that long
+/// in a syscall that also ends when a completion arrives on either ring
+/// (their fds, from `set_sleep_hook`, are in what it waits on; a completion
+/// raised as task work interrupts any sleep, `TWA_SIGNAL_NO_IPI` wakes a
+/// sleeping task), and returns how many tasks it woke. With a zero
+/// duration it must not block: it is offered a poll now and then while the
+/// executor is busy, so that what it watches is not starved.
+pub(crate) type SleepHook = std::rc::Rc<dyn Fn(Duration) -> usize>;
+
+/// shoal patch 13: how often a busy executor offers its sleep hook a
+/// non-blocking poll.
+const HOOK_POLL_EVERY: Duration = Duration::from_micros(200);
+
 pub(crate) struct Reactor {
     // FIXME: it is starting to feel we should clean this up to a Inner pattern
     main_ring: RefCell<SleepableRing>,
@@ -1255,6 +1269,10 @@ pub(crate) struct Reactor {
     /// shoal patch: the last sleep was ended by the latency timer alone.
     woke_by_timer: Cell<bool>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
+    /// shoal patch 13: the application's sleep (see `set_sleep_hook`).
+    sleep_hook: RefCell<Option<SleepHook>>,
+    /// shoal patch 13: when the hook was last offered a non-blocking poll.
+    hook_polled_at: Cell<Instant>,
 
     link_fd: RawFd,
 
@@ -1389,6 +1407,8 @@ impl Reactor {
             latency_timer_is_preempt: Cell::new(false),
             woke_by_timer: Cell::new(false),
             throughput_preemption_timeout_src: Cell::new(None),
+            sleep_hook: RefCell::new(None),
+            hook_polled_at: Cell::new(Instant::now()),
             blocking_thread,
             link_fd,
             notifier,
@@ -1763,6 +1783,15 @@ impl Reactor {
     ///
     /// We may not be able to register an `SQE` at this point, so we return an
     /// Error and will just not sleep.
+    /// shoal patch 13: installs (or removes) the application's sleep; the
+    /// executor then sleeps in it instead of in `io_uring_enter`. Returns
+    /// the fds of the main and latency rings, which the hook must watch for
+    /// readability.
+    pub(crate) fn set_sleep_hook(&self, hook: Option<SleepHook>) -> [RawFd; 2] {
+        *self.sleep_hook.borrow_mut() = hook;
+        [self.main_ring.borrow().ring_fd(), self.link_fd]
+    }
+
     fn link_rings_and_sleep(&self, ring: &mut SleepableRing) -> io::Result<()> {
         let link_rings = Source::new(
             IoRequirements::default(),
@@ -1942,12 +1971,21 @@ impl Reactor {
             let events = process_remote_channels() + self.flush_syscall_thread();
             if events == 0 {
                 if self.eventfd_src.is_installed().unwrap() {
-                    self.link_rings_and_sleep(&mut main_ring)
-                        .expect("some error");
+                    // shoal patch 13: the application's sleep when it has
+                    // one (everything is submitted: flushed above).
+                    let hook = self.sleep_hook.borrow().clone();
+                    let mut woke_after = 0;
+                    if let Some(hook) = hook {
+                        let most = user_timer.map_or(MAX_SLEEP, |d| d.min(MAX_SLEEP));
+                        woke_after += hook(most);
+                        self.hook_polled_at.set(Instant::now());
+                    } else {
+                        self.link_rings_and_sleep(&mut main_ring)
+                            .expect("some error");
+                    }
                     // May have new cancellations related to the link ring fd.
                     flush_cancellations!(into &mut 0; lat_ring, poll_ring, main_ring);
                     flush_rings!(lat_ring, poll_ring, main_ring)?;
-                    let mut woke_after = 0;
                     consume_rings!(into &mut woke_after; lat_ring, poll_ring, main_ring);
                     let timer = self.latency_preemption_timeout_src.take();
                     self.woke_by_timer
@@ -1956,6 +1994,17 @@ impl Reactor {
                 }
                 // Woke up, so no need to notify us anymore.
                 self.notifier.wake_up();
+            }
+        }
+
+        // shoal patch 13: a busy executor offers its sleep hook a
+        // non-blocking poll now and then, so that what the hook watches is
+        // not left waiting for the next sleep.
+        if !should_sleep && now.saturating_duration_since(self.hook_polled_at.get()) >= HOOK_POLL_EVERY {
+            let hook = self.sleep_hook.borrow().clone();
+            if let Some(hook) = hook {
+                hook(Duration::ZERO);
+                self.hook_polled_at.set(now);
             }
         }
 
