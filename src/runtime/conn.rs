@@ -18,9 +18,10 @@ use super::core::Core;
 use super::forward::Forwarding;
 use super::pool::{ReadBuf, BUF_SIZE};
 use super::socket::Socket;
+use super::step::{Pending, Step};
 use crate::conns::{Activity, Registration};
-use crate::session::{self, view, Gate, Next, Recheck, Reply, Session};
-use bytes::{BufMut, BytesMut};
+use crate::session::{self, Next, Recheck, Reply, Session};
+use bytes::BytesMut;
 use futures_lite::ready;
 use glommio::timer::Timer;
 use std::future::Future;
@@ -49,6 +50,18 @@ const READ_MIN: usize = BUF_SIZE / 4;
 /// owners copy each value into the round's replies, so this bounds them.
 pub fn forward_value_cap(item_size_max: usize) -> usize {
     (FORWARD_VALUE_BYTES / item_size_max.max(1)).clamp(8, MAX_BATCH)
+}
+
+/// A batch `drain_now` could not finish without waiting: its buffer, the
+/// request it stopped at, and how far it got.
+pub struct Rest {
+    rbuf: ReadBuf,
+    now: u32,
+    read_at: Instant,
+    pending: Option<Pending>,
+    handled: usize,
+    /// A request asked to close: only the replies so far remain to send.
+    closing: bool,
 }
 
 /// What the connection does after a request or a batch.
@@ -106,10 +119,14 @@ pub fn serve(core: Rc<Core>, sock: Socket, peer: Option<SocketAddr>) -> impl Fut
             if !conn.within_deadline() || !conn.recheck_login() {
                 break;
             }
-            // Boxed: the future of a batch in flight (forwarding rounds,
+            // Most batches finish here without waiting. The rest is
+            // boxed: the future of a batch in flight (forwarding rounds,
             // partial writes) is larger than everything else an idle
             // connection holds, so it is on the heap only while busy.
-            let flow = Box::pin(conn.drain()).await;
+            let flow = match conn.drain_now() {
+                Ok(flow) => flow,
+                Err(rest) => rest.await,
+            };
             if conn.session.authenticated() && !authenticated {
                 conn.deadline = None;
                 super::preauth::leave(conn.fd);
@@ -224,6 +241,13 @@ impl Conn {
             .poll_recv(&core.readiness, cx, scratch.spare(BUF_SIZE)))?;
         if n > 0 {
             scratch.commit(n);
+            if core.n == 1 && n <= SMALL_READ {
+                // One core: every request runs here, so `drain_now`
+                // parses them where they are (nothing parsed outlives
+                // the batch unless it has to wait; then it takes the
+                // buffer along).
+                return Poll::Ready(Ok(n));
+            }
             self.rbuf = Some(if n <= SMALL_READ {
                 // A few requests: a copy sized to fit, so a connection
                 // waiting on another core holds tens of bytes, not a
@@ -251,118 +275,174 @@ impl Conn {
         }
     }
 
-    /// Parses and answers every complete request read so far, writing
-    /// replies after each bounded batch.
-    async fn drain(&mut self) -> Flow {
-        let Some(mut rbuf) = self.rbuf.take() else {
-            return Flow::Continue;
-        };
+    /// Starts a batch: a reply buffer from the pool and one clock read.
+    /// Service time runs from the read that delivered the requests, and
+    /// the server time comes from it too.
+    fn begin_batch(&mut self) -> (u32, Instant) {
         if self.out.capacity() == 0 {
             self.out = self.core.pools.out_buf();
         }
-        // One clock read per batch: service time runs from the read that
-        // delivered the requests, and the server time comes from it too.
         let read_at = Instant::now();
         let now = crate::clock::at(read_at);
         self.activity.start_batch(now);
-        let flow = self.run_batches(&mut rbuf, now, read_at).await;
+        (now, read_at)
+    }
+
+    fn finish_batch(&mut self, rbuf: ReadBuf) {
         self.activity.end_batch();
         self.rbuf = Some(rbuf);
         self.release();
-        flow
     }
 
-    async fn run_batches(&mut self, rbuf: &mut ReadBuf, now: u32, read_at: Instant) -> Flow {
+    /// Answers every complete request read so far without waiting, when
+    /// it can: each runs on this core and the replies fit in the socket at
+    /// once, which at one request in flight per connection is nearly
+    /// every batch. Otherwise returns the rest of the batch, boxed (the
+    /// `Rest` moves straight into the box, so the connection's future
+    /// holds only its pointer while it waits).
+    fn drain_now(&mut self) -> Result<Flow, Pin<Box<impl Future<Output = Flow> + '_>>> {
+        let (mut rbuf, scratch) = match self.rbuf.take() {
+            Some(rbuf) => (rbuf, false),
+            // Left in the scratch buffer by `poll_read` (one core).
+            None => (
+                std::mem::replace(&mut *self.core.scratch.borrow_mut(), ReadBuf::empty()),
+                true,
+            ),
+        };
+        let (now, read_at) = self.begin_batch();
+        let mut handled = 0;
+        let mut flow = Flow::Continue;
+        let mut pending = None;
+        let mut more = false;
         loop {
-            let mut flow = Flow::Continue;
-            let mut more = false;
-            let mut handled = 0;
-            loop {
-                let step = match self.session.next(rbuf.bytes()) {
-                    Next::Ascii(mut req) => {
-                        let v = view::ascii(&req.cmd);
-                        self.session.count(&v);
-                        match self.session.gate_ascii(&mut req, &v) {
-                            Gate::Pass => {
-                                let control = req
-                                    .cmd
-                                    .single_key()
-                                    .is_none()
-                                    .then(|| view::ascii_control(&req));
-                                if control.is_some_and(|c| c.needs_round()) {
-                                    self.round().await;
-                                }
-                                if matches!(control, Some(session::Control::MultiGet)) {
-                                    self.multi_get(req, now).await
-                                } else {
-                                    self.run_ascii(req, control, now)
-                                }
-                            }
-                            Gate::Authenticate => self.ascii_auth(&req),
-                            Gate::Refuse(bytes) => {
-                                self.out.put_slice(bytes);
-                                Flow::Continue
-                            }
-                            Gate::RefuseBinary { .. } => Flow::Continue,
-                        }
-                    }
-                    Next::Binary(req) => {
-                        let v = view::binary(&req.cmd);
-                        self.session.count(&v);
-                        let control = req
-                            .key_for_routing()
-                            .is_none()
-                            .then(|| view::binary_control(&req));
-                        match self.session.gate_binary(control, &v) {
-                            Gate::RefuseBinary { status, close } => {
-                                crate::protocol::binary::encode::error(&mut self.out, &req, status);
-                                if close {
-                                    Flow::Close
-                                } else {
-                                    Flow::Continue
-                                }
-                            }
-                            _ => {
-                                if control.is_some_and(|c| c.needs_round()) {
-                                    self.round().await;
-                                }
-                                self.run_binary(req, control, now)
-                            }
-                        }
-                    }
-                    Next::Incomplete => break,
-                    Next::Reply { bytes, close } => {
-                        match bytes {
-                            Reply::Static(b) => self.out.put_slice(b),
-                            Reply::Owned(b) => self.out.put_slice(&b),
-                        }
-                        if close {
-                            Flow::Close
-                        } else {
-                            Flow::Continue
-                        }
-                    }
-                    Next::Silent => Flow::Continue,
-                    Next::Close => Flow::Close,
-                };
-                handled += 1;
-                if step == Flow::Close {
+            if handled >= MAX_BATCH || self.replies_full() {
+                more = true;
+                break;
+            }
+            let next = self.session.next(rbuf.bytes());
+            if matches!(next, Next::Incomplete) {
+                break;
+            }
+            match self.step(next, now) {
+                Step::Done(Flow::Close) => {
                     flow = Flow::Close;
                     break;
                 }
-                if handled >= MAX_BATCH || self.replies_full() {
-                    more = true;
+                Step::Done(Flow::Continue) => handled += 1,
+                Step::Wait(p) => {
+                    pending = Some(p);
                     break;
+                }
+            }
+        }
+        if pending.is_none() && !more && self.fwd.is_none() && self.send_now() {
+            self.record_latency(read_at);
+            if scratch {
+                rbuf = self.keep_partial(rbuf);
+            }
+            self.finish_batch(rbuf);
+            return Ok(flow);
+        }
+        if scratch {
+            // Parsed requests may hold the buffer: it goes with the batch
+            // (back to the pool after it), and the core takes a fresh one.
+            *self.core.scratch.borrow_mut() = self.core.pools.read_buf();
+        }
+        Err(Box::pin(self.drain_rest(Rest {
+            rbuf,
+            now,
+            read_at,
+            pending,
+            handled,
+            closing: flow == Flow::Close,
+        })))
+    }
+
+    /// After `drain_now` answered everything complete in the scratch
+    /// buffer: a partial request left in it moves to this connection's own
+    /// buffer (a copy when small), and the scratch buffer comes back.
+    fn keep_partial(&mut self, mut rbuf: ReadBuf) -> ReadBuf {
+        if rbuf.is_empty() {
+            *self.core.scratch.borrow_mut() = rbuf;
+            return ReadBuf::empty();
+        }
+        if rbuf.len() <= SMALL_READ {
+            let copy = ReadBuf::copy_of(rbuf.bytes());
+            rbuf.bytes().clear();
+            *self.core.scratch.borrow_mut() = rbuf;
+            copy
+        } else {
+            *self.core.scratch.borrow_mut() = self.core.pools.read_buf();
+            rbuf
+        }
+    }
+
+    /// Writes the batch's replies if the socket takes them whole at once;
+    /// false when some are left for the waiting `flush`.
+    fn send_now(&mut self) -> bool {
+        if self.out.is_empty() {
+            return true;
+        }
+        let Some(sent) = self.sock.send_now(&self.out) else {
+            return false;
+        };
+        self.session.stats.bytes_written.add(sent as u64);
+        if sent == self.out.len() {
+            self.out.clear();
+            return true;
+        }
+        bytes::Buf::advance(&mut self.out, sent);
+        false
+    }
+
+    /// The rest of a batch `drain_now` could not finish without waiting.
+    async fn drain_rest(&mut self, mut rest: Rest) -> Flow {
+        let flow = self.run_batches(&mut rest).await;
+        self.finish_batch(rest.rbuf);
+        flow
+    }
+
+    async fn run_batches(&mut self, rest: &mut Rest) -> Flow {
+        let now = rest.now;
+        loop {
+            let mut flow = Flow::Continue;
+            let mut more = false;
+            if rest.closing {
+                flow = Flow::Close;
+            } else {
+                loop {
+                    let step = match rest.pending.take() {
+                        Some(p) => self.step_wait(p, now).await,
+                        None => {
+                            if rest.handled >= MAX_BATCH || self.replies_full() {
+                                more = true;
+                                break;
+                            }
+                            match self.session.next(rest.rbuf.bytes()) {
+                                Next::Incomplete => break,
+                                next => match self.step(next, now) {
+                                    Step::Done(f) => f,
+                                    Step::Wait(p) => self.step_wait(p, now).await,
+                                },
+                            }
+                        }
+                    };
+                    rest.handled += 1;
+                    if step == Flow::Close {
+                        flow = Flow::Close;
+                        break;
+                    }
                 }
             }
             if self.flush().await == Flow::Close {
                 return Flow::Close;
             }
             // noreply requests count too, answered or not.
-            self.record_latency(read_at);
+            self.record_latency(rest.read_at);
             if flow == Flow::Close || !more {
                 return flow;
             }
+            rest.handled = 0;
             self.session.stats.conn_yields.incr();
             glommio::yield_if_needed().await;
         }

@@ -21,6 +21,7 @@ mod readiness;
 mod restart;
 mod shard;
 mod socket;
+mod step;
 mod sys;
 mod tenants;
 mod tls;

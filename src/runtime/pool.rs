@@ -38,6 +38,15 @@ impl ReadBuf {
         }
     }
 
+    /// A buffer with no allocation (a placeholder while the real one is
+    /// taken out).
+    pub fn empty() -> Self {
+        ReadBuf {
+            buf: BytesMut::new(),
+            init: (0, 0),
+        }
+    }
+
     /// A buffer holding a copy of `bytes`, sized to fit.
     pub fn copy_of(bytes: &[u8]) -> Self {
         let buf = BytesMut::from(bytes);

@@ -82,9 +82,8 @@ impl Readiness {
             // SAFETY: both fds are open (the rings live as long as the
             // executor, which outlives this epoll set's use); `ev` outlives
             // the call.
-            let rc = unsafe {
-                libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev)
-            };
+            let rc =
+                unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) };
             if rc < 0 {
                 tracing::warn!(
                     "cannot watch the executor's ring in epoll ({}); sleeping in the ring",
@@ -251,9 +250,13 @@ impl Readiness {
                 continue;
             }
             if let Some(slot) = slots.get_mut(ev.u64 as usize) {
-                slot.ready = true;
-                if let Some(w) = slot.waker.take() {
-                    w.wake();
+                // By reference: the connection waits with the same waker
+                // next time, so `poll_ready` need not clone it again. An
+                // edge it has not taken yet already woke it.
+                if !std::mem::replace(&mut slot.ready, true) {
+                    if let Some(w) = &slot.waker {
+                        w.wake_by_ref();
+                    }
                 }
                 woke += 1;
             }

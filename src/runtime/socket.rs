@@ -97,6 +97,18 @@ impl Socket {
         self.send_raw(buf).await
     }
 
+    /// Writes what the socket takes of `buf` now, without waiting: how
+    /// many bytes, or None when it took none (full, an error, or TLS,
+    /// whose records are written by `send_all`); the caller's `send_all`
+    /// then does the rest.
+    pub fn send_now(&self, buf: &[u8]) -> Option<usize> {
+        if self.tls.is_some() {
+            return None;
+        }
+        let n = super::sys::send(self.raw(), buf, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
+        (n > 0).then_some(n as usize)
+    }
+
     /// Writes all of `buf` as it is.
     pub(super) async fn send_raw(&self, mut buf: &[u8]) -> io::Result<()> {
         while !buf.is_empty() {

@@ -1347,12 +1347,26 @@ impl LocalExecutor {
 
         let queue = candidate.unwrap();
         tq.active_executing = Some(queue.clone());
+
+        // shoal patch 14: with one task queue and no stall detector nothing
+        // reads the runtime (it only orders queues against each other), so
+        // the two clock reads per run are skipped; that queue's runtime
+        // statistics then stay at zero.
+        let timed = tq.available_executors.len() > 1 || self.stall_detector.borrow().is_some();
         drop(tq);
 
         let time = {
-            let now = Instant::now();
+            let now = if timed {
+                Some(Instant::now())
+            } else {
+                None
+            };
             let mut queue_ref = queue.borrow_mut();
-            queue_ref.prepare_to_run(now);
+            if let Some(now) = now {
+                queue_ref.prepare_to_run(now);
+            } else {
+                queue_ref.yielded = false;
+            }
             self.reactor
                 .inform_io_requirements(queue_ref.io_requirements);
             now
@@ -1365,7 +1379,7 @@ impl LocalExecutor {
                 x.enter_task_queue(
                     queue.stats.index,
                     queue.name.clone(),
-                    time,
+                    time.unwrap_or_else(Instant::now),
                     self.preempt_timer_duration(),
                 )
             });
@@ -1385,7 +1399,7 @@ impl LocalExecutor {
                     break;
                 }
             }
-            let elapsed = time.elapsed();
+            let elapsed = time.map_or(Duration::ZERO, |t| t.elapsed());
             drop(guard);
             (elapsed, tasks_executed_this_loop)
         };

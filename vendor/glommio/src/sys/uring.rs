@@ -1978,7 +1978,10 @@ impl Reactor {
                     if let Some(hook) = hook {
                         let most = user_timer.map_or(MAX_SLEEP, |d| d.min(MAX_SLEEP));
                         woke_after += hook(most);
-                        self.hook_polled_at.set(Instant::now());
+                        // The time before the sleep: the next busy poll
+                        // comes a little early rather than a clock read
+                        // per sleep.
+                        self.hook_polled_at.set(now);
                     } else {
                         self.link_rings_and_sleep(&mut main_ring)
                             .expect("some error");
