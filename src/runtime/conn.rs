@@ -117,6 +117,7 @@ pub fn serve(core: Rc<Core>, sock: Socket, peer: Option<SocketAddr>) -> impl Fut
                 Ok(n) => conn.session.stats.bytes_read.add(n as u64),
             }
             if !conn.within_deadline() || !conn.recheck_login() {
+                conn.discard_unread();
                 break;
             }
             // Most batches finish here without waiting. The rest is
@@ -236,6 +237,12 @@ impl Conn {
             return Poll::Ready(Ok(n));
         }
         let mut scratch = core.scratch.borrow_mut();
+        // Empty between reads (every batch takes or clears what it left);
+        // never let one connection's bytes reach another's parse.
+        if !scratch.is_empty() {
+            debug_assert!(false, "bytes left in the scratch buffer");
+            scratch.bytes().clear();
+        }
         let n = ready!(self
             .sock
             .poll_recv(&core.readiness, cx, scratch.spare(BUF_SIZE)))?;
@@ -272,6 +279,15 @@ impl Conn {
         }
         if self.out.capacity() > 0 {
             self.core.pools.put_out_buf(std::mem::take(&mut self.out));
+        }
+    }
+
+    /// Drops what was read and will not be parsed. Bytes left in the
+    /// core's scratch buffer (one core) must not reach the next
+    /// connection that reads into it.
+    fn discard_unread(&mut self) {
+        if self.rbuf.is_none() {
+            self.core.scratch.borrow_mut().bytes().clear();
         }
     }
 

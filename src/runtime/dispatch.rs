@@ -12,7 +12,7 @@ use crate::protocol::binary::{self as bin, BinRequest, Status};
 use crate::protocol::{reply, Command, Request};
 use crate::session::{self, AsciiLogin, Control};
 use crate::tenancy;
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use std::sync::atomic::Ordering;
 
 /// The body of a binary refusal at a cache's connection limit.
@@ -29,19 +29,43 @@ impl Conn {
     /// A multi-key get (A-get, A-gets, A-gat): each key runs on its owner,
     /// and the replies are written whenever they fill what a connection
     /// may hold, so a get of many large values costs bounded memory
-    /// however slowly the client reads.
-    pub async fn multi_get(&mut self, req: Request, now: u32) -> Flow {
-        let core = self.core.clone();
-        let cache = self.session.cache;
+    /// however slowly the client reads. `next` keys already ran (see
+    /// `get_keys`).
+    pub async fn multi_get(&mut self, mut req: Request, mut next: usize, now: u32) -> Flow {
         let Command::Get {
             keys,
             with_cas,
             touch,
-        } = req.cmd
+        } = &mut req.cmd
         else {
             return Flow::Continue;
         };
-        for key in keys {
+        while !self.get_keys(keys, &mut next, *with_cas, *touch, now) {
+            if self.flush().await == Flow::Close {
+                return Flow::Close;
+            }
+            // A long get shares the core with the other connections.
+            glommio::yield_if_needed().await;
+        }
+        Flow::Continue
+    }
+
+    /// Runs a get's keys from `*next` on, each on its owner, until all
+    /// ran (true: END written) or the replies are full with keys left
+    /// (false: write them, then call again).
+    pub fn get_keys(
+        &mut self,
+        keys: &mut [Bytes],
+        next: &mut usize,
+        with_cas: bool,
+        touch: Option<i64>,
+        now: u32,
+    ) -> bool {
+        let core = self.core.clone();
+        let cache = self.session.cache;
+        while *next < keys.len() {
+            let key = std::mem::take(&mut keys[*next]);
+            *next += 1;
             let owner = core.owner(cache, &key);
             if owner == core.id {
                 run::get_key(
@@ -60,16 +84,12 @@ impl Conn {
                 };
                 self.forward(owner, op);
             }
-            if self.replies_full() {
-                if self.flush().await == Flow::Close {
-                    return Flow::Close;
-                }
-                // A long get shares the core with the other connections.
-                glommio::yield_if_needed().await;
+            if self.replies_full() && *next < keys.len() {
+                return false;
             }
         }
         self.out.put_slice(reply::END);
-        Flow::Continue
+        true
     }
 
     /// A text request past the gate; `control` is None for a single key

@@ -105,13 +105,18 @@ impl ReadBuf {
     }
 
     /// Worth keeping for another request: empty and of the usual size.
+    /// Parsing moves the buffer's start forward; once nothing parsed from
+    /// it is held any more, its whole allocation is taken back in place.
+    /// One that is still held is not kept (it is freed when let go):
+    /// reserving on it would allocate.
     fn reusable(&mut self) -> bool {
-        let cap = self.buf.capacity();
-        if !self.buf.is_empty() || !(BUF_SIZE..=BUF_SIZE * 2).contains(&cap) {
+        if !self.buf.is_empty() || !self.buf.try_reclaim(BUF_SIZE) {
             return false;
         }
-        // Parsed keys and values may still hold the allocation; `reserve`
-        // takes it back in place when they are gone, else it allocates.
+        if !(BUF_SIZE..=BUF_SIZE * 2).contains(&self.buf.capacity()) {
+            return false;
+        }
+        // In place, so within the initialised range: no fill.
         self.spare(BUF_SIZE);
         true
     }
@@ -172,6 +177,27 @@ mod tests {
         let mut again = pools.read_buf();
         assert!(again.is_empty());
         assert!(again.spare(BUF_SIZE).len() >= BUF_SIZE);
+    }
+
+    #[test]
+    fn a_consumed_buffer_goes_back_whole() {
+        let mut b = ReadBuf::new();
+        let start = b.spare(1).as_ptr();
+        b.spare(9)[..9].copy_from_slice(b"get a\r\n..");
+        b.commit(9);
+        drop(b.bytes().split_to(7));
+        drop(b.bytes().split_to(2));
+        let pools = Pools::default();
+        pools.put_read_buf(b);
+        let mut again = pools.read_buf();
+        assert_eq!(again.spare(BUF_SIZE).as_ptr(), start);
+        // Still held by a parsed value: not pooled.
+        again.spare(3)[..3].copy_from_slice(b"abc");
+        again.commit(3);
+        let held = again.bytes().split_to(3).freeze();
+        pools.put_read_buf(again);
+        assert!(pools.reads.borrow().is_empty());
+        assert_eq!(&held[..], b"abc");
     }
 
     #[test]

@@ -173,15 +173,30 @@ impl Readiness {
     /// until the epoll fd has events).
     ///
     /// After a round that found sockets, the loop yields and asks epoll
-    /// again instead of waiting at once: at one request in flight per
-    /// connection, new requests have nearly always arrived by the time the
-    /// woken connections have answered, and the executor is not idle yet.
+    /// again instead of waiting at once: when the clients run on other
+    /// CPUs, new requests have nearly always arrived by the time the woken
+    /// connections have answered, and asking here costs one `epoll_wait`
+    /// where the executor's sleep would add its own loop. When they share
+    /// this CPU, nothing can have arrived, and that ask is a syscall for
+    /// nothing per wakeup: so once it finds nothing right after a sleep,
+    /// the loop leaves the asking to the next sleep (which returns at once
+    /// if sockets are ready), trying again every `RETRY_ASK`th wakeup.
     pub async fn run(self: Rc<Self>) {
+        const RETRY_ASK: u32 = 16;
+        let mut skip = false;
+        let mut wakes = 0u32;
         loop {
-            if self.collect() > 0 {
-                // Behind the connections just woken: they run first.
-                futures_lite::future::yield_now().await;
-                continue;
+            wakes = wakes.wrapping_add(1);
+            if !skip || wakes.is_multiple_of(RETRY_ASK) {
+                let found = self.collect();
+                skip = found == 0 && self.hooked.get();
+                if found > 0 {
+                    // Behind the connections just woken: they run first.
+                    futures_lite::future::yield_now().await;
+                    while self.collect() > 0 {
+                        futures_lite::future::yield_now().await;
+                    }
+                }
             }
             if self.hooked.get() {
                 self.park().await;

@@ -5,12 +5,15 @@
 //! must follow, or runs a request that spans cores.
 
 use super::conn::{Conn, Flow};
+use crate::protocol::Command;
 use crate::session::{self, view, Gate, Next, Reply};
 use bytes::BufMut;
 
 /// A parsed request that must wait before it runs.
 pub(super) enum Pending {
     Ascii(crate::protocol::Request, Option<session::Control>),
+    /// A multi-key get whose replies filled up after its first `.1` keys.
+    Get(crate::protocol::Request, usize),
     Binary(
         crate::protocol::binary::BinRequest,
         Option<session::Control>,
@@ -38,10 +41,23 @@ impl Conn {
                             .single_key()
                             .is_none()
                             .then(|| view::ascii_control(&req));
-                        if control.is_some_and(|c| c.needs_round())
-                            || matches!(control, Some(session::Control::MultiGet))
-                        {
+                        if control.is_some_and(|c| c.needs_round()) {
                             return Step::Wait(Pending::Ascii(req, control));
+                        }
+                        if matches!(control, Some(session::Control::MultiGet)) {
+                            // Its keys run here until the replies are full.
+                            let mut next = 0;
+                            if let Command::Get {
+                                keys,
+                                with_cas,
+                                touch,
+                            } = &mut req.cmd
+                            {
+                                if !self.get_keys(keys, &mut next, *with_cas, *touch, now) {
+                                    return Step::Wait(Pending::Get(req, next));
+                                }
+                            }
+                            return Step::Done(Flow::Continue);
                         }
                         self.run_ascii(req, control, now)
                     }
@@ -104,10 +120,18 @@ impl Conn {
                     self.round().await;
                 }
                 if matches!(control, Some(session::Control::MultiGet)) {
-                    self.multi_get(req, now).await
+                    self.multi_get(req, 0, now).await
                 } else {
                     self.run_ascii(req, control, now)
                 }
+            }
+            Pending::Get(req, next) => {
+                // The replies filled up partway: written before the rest.
+                if self.flush().await == Flow::Close {
+                    return Flow::Close;
+                }
+                glommio::yield_if_needed().await;
+                self.multi_get(req, next, now).await
             }
             Pending::Binary(req, control) => {
                 self.round().await;
