@@ -182,10 +182,7 @@ impl Conn {
                 Next::Binary(req) => {
                     let v = view::binary(&req.cmd);
                     self.session.count(&v);
-                    let control = req
-                        .key_for_routing()
-                        .is_none()
-                        .then(|| view::binary_control(&req));
+                    let control = view::binary_route(&req);
                     let open = match self.session.gate_binary(control, &v) {
                         Gate::RefuseBinary { status, close } => {
                             encode::error(&mut out, &req, status);

@@ -72,10 +72,7 @@ impl Conn {
             Next::Binary(req) => {
                 let v = view::binary(&req.cmd);
                 self.session.count(&v);
-                let control = req
-                    .key_for_routing()
-                    .is_none()
-                    .then(|| view::binary_control(&req));
+                let control = view::binary_route(&req);
                 match self.session.gate_binary(control, &v) {
                     Gate::RefuseBinary { status, close } => {
                         crate::protocol::binary::encode::error(&mut self.out, &req, status);

@@ -121,6 +121,12 @@ pub fn ascii_control(req: &Request) -> Control {
     }
 }
 
+/// A binary request's server-wide command, or None when it is
+/// key-addressed (it runs on its key's owner).
+pub fn binary_route(req: &BinRequest) -> Option<Control> {
+    req.key_for_routing().is_none().then(|| binary_control(req))
+}
+
 /// The server-wide command of a binary request that has no key.
 pub fn binary_control(req: &BinRequest) -> Control {
     match req.cmd {
