@@ -62,6 +62,11 @@ start_shoal "$WORK/open.log" -t 2
 echo "shoal at $ADDR"
 "$SHARED/memcached-t/run-memcached-t.sh" "$ADDR" --tests "$TESTS"
 OPEN_ADDR=$ADDR
+echo "== memcached t/ suite against shoal -t 1 (one core: requests are parsed in the core's scratch buffer) =="
+start_shoal "$WORK/one.log" -t 1
+"$SHARED/memcached-t/run-memcached-t.sh" "$ADDR" --tests "$TESTS"
+echo "== real clients against shoal -t 1 =="
+scripts/client-tests.sh "$ADDR"
 
 echo "== memcached t/ suite through ASCII auth: shoal --multi-tenant -t 2 =="
 start_shoal "$WORK/mt.log" -t 2 --multi-tenant --data-dir "$WORK/data" --admin-addr 127.0.0.1:0
