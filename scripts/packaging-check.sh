@@ -147,7 +147,8 @@ fi
 chmod 0711 "$WORK"
 mkdir -m 0700 "$WORK/sandbox" && chown 65534:65534 "$WORK/sandbox"
 sandboxed() {
-  prlimit --memlock="$memlock" --nofile="$nofile" -- \
+  # exec: the background subshell becomes shoal, so $PID (and kill) reach it.
+  exec prlimit --memlock="$memlock" --nofile="$nofile" -- \
     setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs -- \
     /usr/bin/python3 scripts/lib/unit-sandbox.py packaging/systemd/shoal.service -- "$BIN" "$@"
 }
