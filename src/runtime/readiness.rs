@@ -188,12 +188,12 @@ impl Readiness {
         loop {
             wakes = wakes.wrapping_add(1);
             if !skip || wakes.is_multiple_of(RETRY_ASK) {
-                let found = self.collect();
+                let found = self.wait(0);
                 skip = found == 0 && self.hooked.get();
                 if found > 0 {
                     // Behind the connections just woken: they run first.
                     futures_lite::future::yield_now().await;
-                    while self.collect() > 0 {
+                    while self.wait(0) > 0 {
                         futures_lite::future::yield_now().await;
                     }
                 }
@@ -223,21 +223,9 @@ impl Readiness {
         .await
     }
 
-    /// Takes every pending event off the epoll fd without blocking and
-    /// wakes the connections they name; returns how many there were.
-    fn collect(&self) -> usize {
-        let mut total = 0;
-        loop {
-            let (woke, full) = self.wait_once(0);
-            total += woke;
-            if !full {
-                return total;
-            }
-        }
-    }
-
-    /// One `epoll_wait` (blocking up to `ms`), then as many non-blocking
-    /// ones as a full buffer asks for; returns the connections woken.
+    /// One `epoll_wait` (blocking up to `ms`; 0 only takes what is
+    /// pending), then as many non-blocking ones as a full buffer asks for;
+    /// returns the connections woken.
     fn wait(&self, ms: i32) -> usize {
         let (mut total, mut full) = self.wait_once(ms);
         while full {
